@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,11 @@ from dhims2_host import __version__
 
 # subcommand -> (module providing configure_parser(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("dhims2_host.commands.demo", "upload synthetic records to the built-in sandbox"),
+    "upload": ("dhims2_host.commands.upload", "upload a CSV or JSON file of records to DHIS2"),
+    "status": ("dhims2_host.commands.status", "show uploads, or follow one to its end"),
+    "retry": ("dhims2_host.commands.retry", "send a batch's failed records again"),
+    "config": ("dhims2_host.commands.config", "show or change the saved settings"),
     "sandbox": ("dhims2_host.sandbox.command", "run the built-in DHIS2 stand-in server"),
 }
 
@@ -18,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dhims2",
-        description="Upload In-Patient events to DHIMS2 (DHIS2) and follow them to DHIS2's outcome.",
+        description="Upload In-Patient events to DHIMS2 (DHIS2) and follow each to its outcome.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,6 +42,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        status = exit_status_for(error)
+        if status is None:
+            raise
+        if getattr(args, "json", False):
+            code = getattr(error, "code", "INVALID_INPUT")
+            print(json.dumps({"error": {"code": code, "message": str(error)}}))
+        print(f"dhims2 {args.command}: {error}", file=sys.stderr)
+        return status
+
+
+def exit_status_for(error: Exception) -> int | None:
+    """2 for bad usage or unreadable input, 3 when DHIS2 cannot be reached or refuses sign-in."""
+    from dhims2_host.config import ConfigError
+    from dhims2_host.connection import UsageError
+    from dhims2_host.dhis2 import Dhis2Error
+    from dhims2_host.records import InputError
+    from dhims2_host.store import StoreError
+
+    if isinstance(error, Dhis2Error):
+        return 3
+    if isinstance(error, (UsageError, InputError, ConfigError, StoreError)):
+        return 2
+    return None
 
 
 if __name__ == "__main__":

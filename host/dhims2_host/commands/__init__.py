@@ -1,0 +1,1 @@
+"""One module per `dhims2` subcommand, each with `configure_parser(parser)` and `run(args)`."""

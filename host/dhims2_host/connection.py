@@ -1,0 +1,112 @@
+"""From configuration and command-line flags to a signed-in client, the store and the program form.
+
+The CLI and the native host both start here, so both sign in, cache metadata and fall back to
+cached metadata when offline in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from dataclasses import dataclass
+
+from dhims2_host.config import Config, data_dir
+from dhims2_host.dhis2 import (
+    Credentials,
+    Dhis2Client,
+    NotSignedIn,
+    ServerError,
+    ServerUnreachable,
+)
+from dhims2_host.program import ProgramForm
+from dhims2_host.store import STORE_FILE_NAME, Store
+
+PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
+
+
+class UsageError(Exception):
+    """The command cannot run as asked; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """What validation needs from the server: the program form and the user's capture scope."""
+
+    form: ProgramForm
+    capture_org_units: frozenset[str] | None
+    from_cache: bool
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", help="DHIS2 address, e.g. https://events.chimgh.org/events/")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="personal access token (d2p_...)")
+    auth.add_argument(
+        "--username",
+        help=f"sign in with this user; the password comes from ${PASSWORD_VARIABLE} or a prompt",
+    )
+
+
+def credentials_from(args: argparse.Namespace, config: Config) -> Credentials:
+    if getattr(args, "token", None):
+        return Credentials(token=args.token)
+    if getattr(args, "username", None):
+        return Credentials(username=args.username, password=_password_for(args.username))
+    if config.token:
+        return Credentials(token=config.token)
+    raise UsageError(
+        "no DHIS2 credentials: pass --token or --username, set DHIMS2_TOKEN, "
+        "or save a token with `dhims2 config --token`"
+    )
+
+
+def _password_for(username: str) -> str:
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no password for {username}: set {PASSWORD_VARIABLE} or run in a terminal"
+        )
+    return getpass.getpass(f"DHIS2 password for {username}: ")
+
+
+def open_client(args: argparse.Namespace, config: Config) -> Dhis2Client:
+    server = getattr(args, "server", None) or config.server
+    return Dhis2Client(
+        server, credentials_from(args, config), allow_insecure_http=config.allow_insecure_http
+    )
+
+
+def open_store() -> Store:
+    return Store(data_dir() / STORE_FILE_NAME)
+
+
+def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> FormContext:
+    """The program form and capture scope from the server, or from the cache when it is offline.
+
+    A refused sign-in is never answered from the cache: the upload could not proceed anyway.
+    """
+    program_key = f"program:{client.base_url}:{program}"
+    scope_key = f"scope:{client.base_url}"
+    try:
+        metadata = client.program(program)
+        scope = sorted(client.current_user().org_unit_ids)
+    except NotSignedIn:
+        raise
+    except (ServerUnreachable, ServerError):
+        metadata, scope = store.cache_get(program_key), store.cache_get(scope_key)
+        if metadata is None:
+            raise
+        from_cache = True
+    else:
+        store.cache_put(program_key, metadata)
+        store.cache_put(scope_key, scope)
+        from_cache = False
+    return FormContext(
+        form=ProgramForm.from_metadata(metadata, stage),
+        capture_org_units=frozenset(scope) if scope is not None else None,
+        from_cache=from_cache,
+    )

@@ -1,0 +1,230 @@
+"""`dhims2` as a user runs it: a real subprocess against the sandbox, its output and exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from dhims2_host.synthetic import synthetic_rows, write_csv
+
+PYTHON = sys.executable
+
+
+@pytest.fixture
+def env(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("DHIMS2_")}
+    environment.update(
+        DHIMS2_DATA_DIR=str(tmp_path / "data"),
+        DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
+        DHIMS2_LOG_DIR=str(tmp_path / "logs"),
+    )
+    return environment
+
+
+def dhims2(*args, env, timeout=120, stdin=None):
+    return subprocess.run(
+        [PYTHON, "-m", "dhims2_host.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+
+
+def sheet(tmp_path, count, *, name="records.csv", tag="C", edit=None):
+    rows = list(synthetic_rows(count, tag=tag))
+    if edit is not None:
+        edit(rows)
+    return write_csv(tmp_path / name, rows)
+
+
+def server_args(sandbox):
+    return ["--server", sandbox.base_url, "--token", sandbox.create_token()]
+
+
+def test_upload_json_output_and_exit_status_zero(sandbox, tmp_path, env):
+    path = sheet(tmp_path, 8)
+    result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["total"] == 8 and report["created"] == 8 and report["pending"] == 0
+    assert [record["row"] for record in report["records"]] == list(range(2, 10))
+    assert {record["state"] for record in report["records"]} == {"created"}
+    assert len(sandbox.stored_events()) == 8
+
+
+def test_rejected_rows_exit_one_and_name_row_field_and_value(sandbox, tmp_path, env):
+    def misspell(rows):
+        rows[2]["Gender (morbidity/mortality)"] = "Malee"
+
+    path = sheet(tmp_path, 5, edit=misspell)
+    result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert (report["created"], report["rejected"]) == (4, 1)
+    [rejected] = [record for record in report["records"] if record["state"] == "rejected"]
+    assert rejected["row"] == 4
+    [error] = rejected["errors"]
+    assert set(error) == {"code", "dataElement", "field", "value", "message"}
+    assert error["field"] == "Gender (morbidity/mortality)" and error["value"] == "Malee"
+
+    human = dhims2("upload", str(path), *server_args(sandbox), env=env)
+    assert human.returncode == 1
+    assert "row 4" in human.stdout and "Malee" in human.stdout and "4 updated" in human.stdout
+
+
+def test_dry_run_stores_nothing_anywhere(sandbox, tmp_path, env):
+    def misspell(rows):
+        rows[0]["Outcome"] = "Vanished"
+
+    path = sheet(tmp_path, 4, edit=misspell)
+    result = dhims2("upload", str(path), *server_args(sandbox), "--dry-run", "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["valid"], report["rejected"]) == (3, 1)
+    assert sandbox.stored_events() == []
+    listing = dhims2("status", "--json", env=env)
+    assert json.loads(listing.stdout) == {"batches": []}
+
+
+def test_usage_and_input_errors_exit_two(sandbox, tmp_path, env):
+    missing = dhims2("upload", str(tmp_path / "nope.csv"), *server_args(sandbox), env=env)
+    assert missing.returncode == 2 and "nope.csv" in missing.stderr
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(b"\x00\x01\x02\xff" * 100)
+    assert dhims2("upload", str(garbage), *server_args(sandbox), env=env).returncode == 2
+    no_credentials = dhims2(
+        "upload", str(sheet(tmp_path, 1)), "--server", sandbox.base_url, env=env
+    )
+    assert no_credentials.returncode == 2 and "--token" in no_credentials.stderr
+
+
+def test_unknown_column_is_refused_with_a_suggestion(sandbox, tmp_path, env):
+    def rename(rows):
+        for row in rows:
+            row["Gendr"] = row.pop("Gender (morbidity/mortality)")
+
+    result = dhims2("upload", str(sheet(tmp_path, 2, edit=rename)), *server_args(sandbox), env=env)
+    assert result.returncode == 2
+    assert "Gendr" in result.stderr and "Gender" in result.stderr
+
+
+def test_unreachable_server_and_refused_sign_in_exit_three(sandbox, tmp_path, env):
+    path = sheet(tmp_path, 2)
+    closed = dhims2(
+        "upload", str(path), "--server", "http://127.0.0.1:9/events", "--token", "d2p_x", env=env
+    )
+    assert closed.returncode == 3 and "127.0.0.1:9" in closed.stderr
+    refused = dhims2(
+        "upload",
+        str(path),
+        "--server",
+        sandbox.base_url,
+        "--token",
+        "d2p_unknown",
+        "--json",
+        env=env,
+    )
+    assert refused.returncode == 3
+    assert json.loads(refused.stdout)["error"]["code"] == "AUTH_REQUIRED"
+    assert "d2p_unknown" not in refused.stdout + refused.stderr
+
+
+def test_password_comes_from_the_environment_never_a_flag(sandbox, tmp_path, env):
+    path = sheet(tmp_path, 2)
+    env["DHIMS2_PASSWORD"] = sandbox.password
+    result = dhims2(
+        "upload", str(path), "--server", sandbox.base_url, "--username", sandbox.username, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert sandbox.password not in result.stdout + result.stderr
+
+
+def test_config_is_saved_owner_only_and_token_never_shown(sandbox, tmp_path, env):
+    token = sandbox.create_token()
+    result = dhims2("config", "--server", sandbox.base_url, "--token", "-", env=env, stdin=token)
+    assert result.returncode == 0, result.stderr
+    assert token not in result.stdout
+    config_file = tmp_path / "config" / "config.json"
+    assert oct(config_file.stat().st_mode & 0o777) == "0o600"
+    shown = json.loads(dhims2("config", "--json", env=env).stdout)
+    assert shown["token_set"] is True and "token" not in shown
+    upload = dhims2("upload", str(sheet(tmp_path, 3)), "--json", env=env)
+    assert upload.returncode == 0, upload.stderr
+
+
+def test_no_wait_then_status_follow(sandbox, tmp_path, env):
+    sandbox.knobs.job_overhead_seconds = 0.3
+    path = sheet(tmp_path, 6)
+    queued = dhims2("upload", str(path), *server_args(sandbox), "--no-wait", "--json", env=env)
+    assert queued.returncode == 1
+    report = json.loads(queued.stdout)
+    assert report["pending"] == 6
+    followed = dhims2(
+        "status", report["batch"], "--follow", "--json", *server_args(sandbox), env=env
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert json.loads(followed.stdout)["created"] == 6
+    listing = json.loads(dhims2("status", "--json", env=env).stdout)
+    assert [batch["batch"] for batch in listing["batches"]] == [report["batch"]]
+
+
+@pytest.mark.parametrize("kill_after", [0.4, 0.9, 1.6])
+def test_killed_mid_upload_and_restarted_stores_every_record_once(
+    sandbox, tmp_path, env, kill_after
+):
+    sandbox.knobs.per_event_seconds = 0.003
+    sandbox.knobs.latency = 0.01
+    total = 150
+    path = sheet(tmp_path, total)
+    args = ["upload", str(path), *server_args(sandbox), "--batch-size", "10", "--json"]
+    process = subprocess.Popen(
+        [PYTHON, "-m", "dhims2_host.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(kill_after)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    rerun = dhims2(*args, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    stored = Counter(event["event"] for event in sandbox.stored_events())
+    assert len(stored) == total
+    assert set(stored.values()) == {1}
+    listing = json.loads(dhims2("status", "--json", env=env).stdout)["batches"]
+    assert all(batch["pending"] == 0 for batch in listing)
+    assert all(batch["failed"] == 0 and batch["rejected"] == 0 for batch in listing)
+
+
+def test_demo_runs_end_to_end(env):
+    result = dhims2("demo", "--latency-ms", "5", "--per-event-ms", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "DHIS2 sandbox" in result.stdout
+    assert "rejected" in result.stdout
+    holds = [line for line in result.stdout.splitlines() if line.startswith("DHIS2 now holds")]
+    assert len(holds) == 2 and holds[0] == holds[1], "a re-upload must not add events"
+
+
+def test_records_without_a_report_date_are_dated_by_their_admission(sandbox, tmp_path, env):
+    def drop_report_date(rows):
+        for row in rows:
+            del row["occurredAt"]
+
+    path = sheet(tmp_path, 3, edit=drop_report_date)
+    result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    for event in sandbox.stored_events():
+        admission = next(
+            v["value"] for v in event["dataValues"] if v["dataElement"] == "HsMaBh3wKed"
+        )
+        assert event["occurredAt"].startswith(admission)
