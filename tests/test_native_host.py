@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import queue
 import signal
 import stat
 import struct
-import subprocess
-import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dhims2_host import __version__
-from dhims2_host.framing import FrameError, read_message
+from host_process import TIMEOUT, Host, frame
 
-HOST_PROGRAM = Path(sys.executable).parent / "dhims2-host"
 CHROME_ARGV = ["chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/", "--parent-window=0"]
 FIREFOX_ARGV = [
     "/home/u/.mozilla/native-messaging-hosts/org.dhims2.uploader.json",
     "uploader@dhims2.org",
 ]
-TIMEOUT = 15.0
+# Every request type of the protocol; each one must be in the host's hello.
+ALL_TYPES = sorted(
+    [
+        "cancel",
+        "check_connection",
+        "configure",
+        "forget",
+        "get_batch",
+        "get_config",
+        "get_program",
+        "list_batches",
+        "ping",
+        "retry",
+        "upload",
+        "validate",
+    ]
+)
 
 # Handlers added through the public registry, the way later message types are added; loaded into
 # the real host process by Python's sitecustomize hook.
@@ -54,73 +63,6 @@ EXTRA_HANDLERS = textwrap.dedent(
     atexit.register(os.system, "echo stray output of a child process")
     """
 )
-
-
-def frame(body: bytes, declared: int | None = None) -> bytes:
-    return struct.pack("=I", len(body) if declared is None else declared) + body
-
-
-class Host:
-    """The real host process with a frame reader on its stdout."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        assert HOST_PROGRAM.exists(), f"{HOST_PROGRAM} missing: pip install -e '.[test]'"
-        self.process = subprocess.Popen(
-            [str(HOST_PROGRAM), *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self.inbox: queue.Queue[Any] = queue.Queue()
-        self.stdout_bytes = io.BytesIO()
-        threading.Thread(target=self._read_frames, daemon=True).start()
-
-    def _read_frames(self) -> None:
-        stream = self.process.stdout
-        assert stream is not None
-        try:
-            while (message := read_message(stream)) is not None:
-                self.inbox.put(message)
-        except FrameError as error:  # not a frame: stdout was polluted
-            self.inbox.put(error)
-        self.inbox.put(None)
-
-    def receive(self) -> dict[str, Any]:
-        message = self.inbox.get(timeout=TIMEOUT)
-        assert isinstance(message, dict), f"expected a frame, got {message!r}"
-        return message
-
-    def send_bytes(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.send_bytes(frame(json.dumps(message).encode("utf-8")))
-
-    def request(self, message_type: str, request_id: str = "r-1", **fields: Any) -> dict[str, Any]:
-        self.send({"id": request_id, "type": message_type, **fields})
-        return self.receive()
-
-    def remaining_messages(self) -> list[Any]:
-        """Everything still to come on stdout, up to its end: frames only, or the test fails."""
-        messages = []
-        while (message := self.inbox.get(timeout=TIMEOUT)) is not None:
-            assert not isinstance(message, FrameError), f"stdout held a non-frame: {message}"
-            messages.append(message)
-        return messages
-
-    def close_stdin(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-
-    def exit_code(self) -> int:
-        return self.process.wait(timeout=TIMEOUT)
-
-    def stderr(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode("utf-8", "replace")
 
 
 @pytest.fixture
@@ -178,7 +120,7 @@ def test_the_host_speaks_first_with_hello_whatever_the_browser_passes(
         "type": "hello",
         "version": __version__,
         "protocol": 1,
-        "capabilities": ["configure", "get_config", "ping"],
+        "capabilities": ALL_TYPES,
     }
     host.close_stdin()
     assert host.exit_code() == 0
@@ -214,13 +156,16 @@ def test_configure_then_get_config_round_trip_without_revealing_the_token(
     assert cleared["config"]["server"] == "https://dhims2.example.org/events/"
 
 
-def test_configure_refuses_plain_http_unless_allowed(host: Host) -> None:
-    refused = host.request("configure", server="http://127.0.0.1:9/")
+def test_configure_refuses_plain_http_unless_allowed_or_on_this_computer(host: Host) -> None:
+    remote = "http://dhims2.example.org/events/"
+    refused = host.request("configure", server=remote)
     assert refused["error"]["code"] == "INSECURE_SERVER"
-    allowed = host.request(
-        "configure", "r-2", server="http://127.0.0.1:9/", allow_insecure_http=True
+    allowed = host.request("configure", "r-2", server=remote, allow_insecure_http=True)
+    assert allowed["ok"] and allowed["config"]["server"] == remote
+    local = host.request(
+        "configure", "r-3", server="http://127.0.0.1:9/", allow_insecure_http=False
     )
-    assert allowed["ok"] and allowed["config"]["server"] == "http://127.0.0.1:9/"
+    assert local["ok"] and local["config"]["server"] == "http://127.0.0.1:9/"
 
 
 def test_configure_names_a_server_the_schema_lets_through_but_config_refuses(host: Host) -> None:
@@ -277,7 +222,7 @@ def test_a_bad_envelope_is_refused_with_no_id_to_echo(host: Host) -> None:
 def test_an_unlisted_type_is_unknown(host: Host) -> None:
     reply = host.request("format_disk")
     assert reply["error"]["code"] == "UNKNOWN_TYPE"
-    assert reply["error"]["details"]["capabilities"] == ["configure", "get_config", "ping"]
+    assert reply["error"]["details"]["capabilities"] == ALL_TYPES
 
 
 def test_an_oversize_header_is_answered_and_the_host_exits_cleanly(host: Host) -> None:
@@ -379,4 +324,4 @@ def test_a_message_type_can_have_only_one_handler() -> None:
 
     with pytest.raises(ValueError, match="'ping' already has a handler"):
         handlers.register("ping")(lambda message, context: {})
-    assert handlers.capabilities() == ["configure", "get_config", "ping"]
+    assert handlers.capabilities() == ALL_TYPES

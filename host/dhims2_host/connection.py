@@ -110,3 +110,16 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
         capture_org_units=frozenset(scope) if scope is not None else None,
         from_cache=from_cache,
     )
+
+
+def host_client(config: Config, session_cookie: str | None) -> Dhis2Client:
+    """The native host's client: the saved token, or the browser's DHIS2 session (memory only)."""
+    if config.auth == "token":
+        if not config.token:
+            raise NotSignedIn("no personal access token is saved; add one in the extension options")
+        credentials = Credentials(token=config.token)
+    else:
+        if not session_cookie:
+            raise NotSignedIn("not signed in: log in to DHIMS2 in this browser")
+        credentials = Credentials(session_cookie=session_cookie)
+    return Dhis2Client(config.server, credentials, allow_insecure_http=config.allow_insecure_http)

@@ -250,7 +250,7 @@ class Dhis2Client:
         self.base_url = _normalised_base_url(base_url)
         self._origin = _origin(self.base_url)
         scheme, host, _ = self._origin
-        if scheme == "http" and not allow_insecure_http and not _is_loopback(host):
+        if scheme == "http" and not allow_insecure_http and not is_loopback_host(host):
             raise InsecureServer(
                 f"{self.base_url} uses plain http, which would expose your password and patient"
                 " data on the network; use the https:// address of the server"
@@ -681,7 +681,7 @@ def _origin(url: str) -> tuple[str, str, int]:
     return (scheme, (parts.hostname or "").lower(), port)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
     if host in _LOOPBACK_NAMES:
         return True
     try:

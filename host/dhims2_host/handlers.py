@@ -165,7 +165,7 @@ def configure(message: Message, context: HostContext) -> dict[str, Any]:
         updated = dataclasses.replace(saved, **changes)
     except config.ConfigError as error:
         raise ProtocolError("INVALID_MESSAGE", str(error), {"field": error.field}) from None
-    if updated.server.startswith("http://") and not updated.allow_insecure_http:
+    if _insecure(updated):
         raise ProtocolError(
             "INSECURE_SERVER",
             "the server address uses plain http://; use https:// or set allow_insecure_http",
@@ -174,9 +174,25 @@ def configure(message: Message, context: HostContext) -> dict[str, Any]:
     return _config_reply(context.replace_config(updated))
 
 
+def _insecure(settings: config.Config) -> bool:
+    """Plain http is refused, as the DHIS2 client refuses it, except on this computer."""
+    from urllib.parse import urlsplit
+
+    from dhims2_host.dhis2 import is_loopback_host
+
+    if not settings.server.startswith("http://") or settings.allow_insecure_http:
+        return False
+    return not is_loopback_host(urlsplit(settings.server).hostname or "")
+
+
 def _config_reply(effective: config.Config) -> dict[str, Any]:
     return {
         "config": effective.public_view(),
         "overridden_by_env": config.env_overridden_fields(),
         "config_file": str(config.config_path()),
     }
+
+
+# The upload message types register themselves in their own module; importing it here makes the
+# registry complete wherever handlers is used.
+from dhims2_host import upload_handlers  # noqa: E402, F401

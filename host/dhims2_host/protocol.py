@@ -82,8 +82,13 @@ ERROR_CODES: dict[str, ErrorInfo] = {
         "Use the https:// address, or allow insecure http only for a local test server.",
     ),
     "INVALID_RECORDS": ErrorInfo(
-        "Records failed local validation; `details` lists each record and field.",
-        "Correct the listed records and upload again.",
+        "The records could not be read (a malformed file, unknown columns); the message names"
+        " the file, line or column.",
+        "Correct the file or its column names and upload again.",
+    ),
+    "INVALID_INPUT": ErrorInfo(
+        "A setting the host would use to reach DHIS2 is unusable (for example the server address).",
+        "Check the server address and the other settings in the extension's options.",
     ),
     "NOT_FOUND": ErrorInfo(
         "The batch or record named in the request does not exist (or was forgotten).",

@@ -37,6 +37,8 @@ _ENCODING_PROBE_BYTES = 1 << 16
 class InputError(Exception):
     """The file cannot be read as records: the message names the file, line and fault."""
 
+    code = "INVALID_RECORDS"  # the protocol error code a reply carries for it
+
 
 @dataclass(frozen=True)
 class RecordError:

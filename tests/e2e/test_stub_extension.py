@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Worker
 
-from dhims2_host import __version__, installer
+from dhims2_host import __version__, handlers, installer
 from dhims2_host.doctor import FORBIDDEN, NOT_FOUND
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def test_the_real_host_says_hello_and_answers_through_chromium(
         "type": "hello",
         "version": __version__,
         "protocol": 1,
-        "capabilities": ["configure", "get_config", "ping"],
+        "capabilities": handlers.capabilities(),
     }
     assert reply == {"id": "r-1", "ok": True, "version": __version__, "protocol": 1}
 

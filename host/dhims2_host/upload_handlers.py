@@ -1,0 +1,324 @@
+"""Message types that reach DHIS2 or the upload store: connection, program, upload and batches.
+
+Handlers stay thin: they turn a request into records, queue them in the store and wake the
+background sender, whose pushed `record.state`, `batch.progress`, `job.progress` and
+`sender.state` updates carry the rest. Heavy modules are imported on first use so the host's
+hello stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dhims2_host.handlers import HostContext, Message, register
+from dhims2_host.protocol import ProtocolError, paginate
+
+if TYPE_CHECKING:
+    from dhims2_host.connection import FormContext
+    from dhims2_host.dhis2 import Dhis2Client
+    from dhims2_host.mapping import PreparedRecord
+    from dhims2_host.records import SourceRecord
+    from dhims2_host.sender import BackgroundSender
+    from dhims2_host.store import Store
+
+DEFAULT_PAGE_SIZE = 50
+SENDER_STOP_SECONDS = 2.0
+FORM_ROW = 1
+
+
+@dataclass
+class Uploads:
+    """The host's long-lived upload state: the store, the sender and the browser's session."""
+
+    store: Store
+    sender: BackgroundSender
+    session_cookie: str | None = None
+
+
+_uploads_lock = threading.Lock()
+
+
+def uploads(context: HostContext) -> Uploads:
+    """Opens the store and starts the sender on first use; pending work resumes from then on."""
+    with _uploads_lock:
+        existing = context.services.get("uploads")
+        if existing is not None:
+            return existing
+        from dhims2_host.config import data_dir
+        from dhims2_host.connection import host_client
+        from dhims2_host.sender import BackgroundSender
+        from dhims2_host.service import UploadSettings
+        from dhims2_host.store import STORE_FILE_NAME, Store
+
+        store = Store(data_dir() / STORE_FILE_NAME)
+        state: Uploads
+
+        def client_factory() -> Dhis2Client:
+            return host_client(context.config, state.session_cookie)
+
+        settings = UploadSettings(batch_size=context.config.batch_size)
+        sender = BackgroundSender(store, client_factory, context.push, settings=settings)
+        state = Uploads(store=store, sender=sender)
+        context.services["uploads"] = state
+        context.on_shutdown(lambda: _close(state))
+        sender.start()
+        return state
+
+
+def _close(state: Uploads) -> None:
+    state.sender.stop(SENDER_STOP_SECONDS)
+    state.store.close()
+
+
+def _remember_session(state: Uploads, message: Message) -> None:
+    cookie = message.get("session_cookie")
+    if cookie and cookie != state.session_cookie:
+        state.session_cookie = cookie
+        state.sender.wake()
+
+
+def _client(context: HostContext, state: Uploads) -> Dhis2Client:
+    from dhims2_host.connection import host_client
+
+    return host_client(context.config, state.session_cookie)
+
+
+@register("check_connection")
+def check_connection(message: Message, context: HostContext) -> dict[str, Any]:
+    """Server reachable, its version, who we are signed in as and where we may capture."""
+    state = uploads(context)
+    _remember_session(state, message)
+    with _client(context, state) as client:
+        info = client.server_info()
+        user = client.current_user()
+    state.sender.wake()
+    return {
+        "server": context.config.server,
+        "version": info.version_text,
+        "user": {"id": user.id, "username": user.username},
+        "org_units": sorted(user.org_unit_ids),
+        "auth": context.config.auth,
+        "sender": state.sender.state,
+        "pending": state.store.pending_count(),
+    }
+
+
+@register("get_program")
+def get_program(message: Message, context: HostContext) -> dict[str, Any]:
+    """The form's metadata for the popup; answered from the cache when DHIS2 is unreachable."""
+    state = uploads(context)
+    form = _form_context(context, state, message.get("program"), message.get("stage"))
+    return {"program": form.form.to_json(), "from_cache": form.from_cache}
+
+
+@register("upload")
+def upload(message: Message, context: HostContext) -> dict[str, Any]:
+    """Validates and queues the records, then returns; the sender takes them to DHIS2."""
+    from dhims2_host.service import UploadService
+
+    state = uploads(context)
+    _remember_session(state, message)
+    program, stage, source_name, sources = _sources(message, context)
+    form = _form_context(context, state, program, stage)
+    prepared = _prepare(context, form, sources)
+    with _client(context, state) as client:
+        service = UploadService(state.store, client, listener=context.push)
+        batch_id = service.queue(prepared, program=program, stage=stage, source=source_name)
+    state.sender.wake()
+    summary = state.store.batch(batch_id)
+    records = [record.to_json() for record in state.store.batch_records(batch_id)]
+    page = paginate(records, page_size=DEFAULT_PAGE_SIZE)
+    return {"batch": summary.to_json(), "records": page.items, "next_page": page.next_page}
+
+
+@register("validate")
+def validate(message: Message, context: HostContext) -> dict[str, Any]:
+    """A dry run: the same checks as `upload`, nothing stored and nothing sent."""
+    from dhims2_host.service import error_json
+
+    state = uploads(context)
+    _remember_session(state, message)
+    program, stage, _source_name, sources = _sources(message, context)
+    form = _form_context(context, state, program, stage)
+    prepared = _prepare(context, form, sources)
+    invalid = [
+        {"row": record.row, "errors": [error_json(error) for error in record.errors]}
+        for record in prepared
+        if not record.ok
+    ]
+    page = paginate(invalid, page_size=DEFAULT_PAGE_SIZE)
+    return {
+        "total": len(prepared),
+        "valid": len(prepared) - len(invalid),
+        "rejected": len(invalid),
+        "records": page.items,
+        "next_page": page.next_page,
+    }
+
+
+@register("list_batches")
+def list_batches(message: Message, context: HostContext) -> dict[str, Any]:
+    store = uploads(context).store
+    offset = message.get("page", 0)
+    page_size = message.get("page_size", DEFAULT_PAGE_SIZE)
+    # One more than asked says whether a next page exists without counting every batch.
+    batches = [b.to_json() for b in store.list_batches(offset=offset, limit=page_size + 1)]
+    page = paginate(batches[:page_size], page_size=page_size)
+    more = len(batches) > page_size or page.next_page is not None
+    next_page = offset + len(page.items) if more else None
+    return {
+        "batches": page.items,
+        "next_page": next_page,
+        "total": store.batch_count(),
+        "sender": uploads(context).sender.state,
+    }
+
+
+@register("get_batch")
+def get_batch(message: Message, context: HostContext) -> dict[str, Any]:
+    """A batch's counts, its DHIS2 jobs with the server's own messages, and a page of records."""
+    store = uploads(context).store
+    summary = _existing_batch(store, message["batch"])
+    offset = message.get("page", 0)
+    page_size = message.get("page_size", DEFAULT_PAGE_SIZE)
+    records = [r.to_json() for r in store.batch_records(summary.id, offset=offset, limit=page_size)]
+    page = paginate(records, page_size=page_size)
+    shown_all = offset + len(page.items) >= summary.total
+    jobs = [
+        {"id": job.id, "state": job.state, "messages": job.messages[-20:], "error": job.error}
+        for job in store.batch_jobs(summary.id)
+    ]
+    return {
+        "batch": summary.to_json(),
+        "jobs": jobs,
+        "records": page.items,
+        "next_page": None if shown_all else offset + len(page.items),
+    }
+
+
+@register("retry")
+def retry(message: Message, context: HostContext) -> dict[str, Any]:
+    state = uploads(context)
+    _existing_batch(state.store, message["batch"])
+    requeued = state.store.retry_failed(message["batch"])
+    state.sender.wake()
+    return {"requeued": requeued, "batch": state.store.batch(message["batch"]).to_json()}
+
+
+@register("cancel")
+def cancel(message: Message, context: HostContext) -> dict[str, Any]:
+    state = uploads(context)
+    _existing_batch(state.store, message["batch"])
+    cancelled = state.store.cancel_queued(message["batch"])
+    return {"cancelled": cancelled, "batch": state.store.batch(message["batch"]).to_json()}
+
+
+@register("forget")
+def forget(message: Message, context: HostContext) -> dict[str, Any]:
+    """Deletes local copies: a whole finished batch, or the values of records DHIS2 accepted."""
+    store = uploads(context).store
+    if "batch" in message:
+        summary = _existing_batch(store, message["batch"])
+        if summary.pending:
+            raise ProtocolError(
+                "BUSY",
+                "this batch still has records on their way to DHIS2; cancel or wait for them",
+                {"batch": summary.id, "pending": summary.pending},
+            )
+        return {"forgotten": store.forget_batch(summary.id)}
+    before = datetime.fromisoformat(message["uploaded_before"].replace("Z", "+00:00"))
+    return {"forgotten": store.purge_payloads(finished_before=before.timestamp())}
+
+
+def _existing_batch(store: Store, batch_id: str) -> Any:
+    summary = store.batch(batch_id)
+    if summary is None:
+        raise ProtocolError(
+            "NOT_FOUND", f"no batch {batch_id} on this computer", {"batch": batch_id}
+        )
+    return summary
+
+
+def _form_context(
+    context: HostContext, state: Uploads, program: str | None, stage: str | None
+) -> FormContext:
+    from dhims2_host.connection import load_form
+
+    with _client(context, state) as client:
+        return load_form(
+            client, state.store, program or context.config.program, stage or context.config.stage
+        )
+
+
+def _sources(message: Message, context: HostContext) -> tuple[str, str, str, list[SourceRecord]]:
+    """(program, stage, source name, records) from whichever input the request carries."""
+    from dhims2_host.records import SourceRecord, read_json, read_records
+
+    config = context.config
+    if "form" in message:
+        form = message["form"]
+        fields: dict[str, object] = {
+            "orgUnit": form["orgUnit"],
+            "occurredAt": form["occurredAt"],
+            **form["values"],
+        }
+        if "event" in form:
+            fields["event"] = form["event"]
+        source = [SourceRecord(row=FORM_ROW, fields=fields)]
+        return form["program"], form["stage"], "Capture form", source
+    if "records" in message:
+        records = list(read_json(message["records"], source_name="records"))
+        return config.program, config.stage, "records", records
+    sheet = message["sheet"]
+    return config.program, config.stage, sheet["name"], _read_sheet(sheet, read_records)
+
+
+def _read_sheet(sheet: dict[str, Any], read_records: Any) -> list[SourceRecord]:
+    """Reads an uploaded file through the same readers as the CLI, from a private temp file."""
+    from dhims2_host.config import data_dir
+
+    try:
+        content = base64.b64decode(sheet["content_base64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(
+            "INVALID_MESSAGE", "sheet.content_base64 is not base64", {"field": "sheet"}
+        ) from None
+    # A private folder keeps the user's file name, so errors name the file the clerk picked.
+    folder = Path(tempfile.mkdtemp(dir=data_dir(), prefix=".sheet-"))
+    name = Path(sheet["name"]).name
+    path = folder / (name if name not in ("", ".", "..") else "sheet.csv")
+    try:
+        path.write_bytes(content)
+        return list(read_records(path))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prepare(
+    context: HostContext, form: FormContext, sources: list[SourceRecord]
+) -> list[PreparedRecord]:
+    from dhims2_host.mapping import Mapper, RecordDefaults
+    from dhims2_host.metadata import REPORT_DATE_DATA_ELEMENT
+
+    defaults = RecordDefaults(
+        org_unit=context.config.org_unit,
+        report_date_from=REPORT_DATE_DATA_ELEMENT.get(form.form.program_uid),
+    )
+    mapper = Mapper(form.form, defaults, form.capture_org_units)
+    headers = list(dict.fromkeys(name for source in sources for name in source.fields))
+    column_errors = mapper.check_columns(headers)
+    if column_errors:
+        raise ProtocolError(
+            "INVALID_RECORDS",
+            "; ".join(f"{error.field}: {error.message}" for error in column_errors),
+            {"columns": [{"field": e.field, "message": e.message} for e in column_errors]},
+        )
+    return [mapper.prepare(source) for source in sources]

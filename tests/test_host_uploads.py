@@ -1,0 +1,229 @@
+"""The real `dhims2-host` through its pipes, against the sandbox: uploads from a captured form,
+from records and from a sheet, with pushed progress, paged results and resume after a restart."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2_host.synthetic import synthetic_rows, write_csv
+from host_process import Host
+
+CHROME_ARGV = ["chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"]
+FIREFOX_ARGV = [
+    "/home/u/.mozilla/native-messaging-hosts/org.dhims2.uploader.json",
+    "uploader@dhims2.org",
+]
+GENDER = "fg8sMCaTOrK"
+
+
+@pytest.fixture
+def env(tmp_path: Path, sandbox: Any) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DHIMS2_")}
+    environment.update(
+        DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
+        DHIMS2_DATA_DIR=str(tmp_path / "data"),
+        DHIMS2_LOG_DIR=str(tmp_path / "logs"),
+    )
+    return environment
+
+
+def start_host(env: dict[str, str], argv: list[str] = CHROME_ARGV) -> Host:
+    host = Host(argv, env)
+    assert host.receive()["type"] == "hello"
+    return host
+
+
+@pytest.fixture
+def host(env: dict[str, str], sandbox: Any) -> Iterator[Host]:
+    started = start_host(env)
+    reply = started.request(
+        "configure", "setup", server=sandbox.base_url, auth="token", token=sandbox.create_token()
+    )
+    assert reply["ok"], reply
+    yield started
+    started.process.kill()
+    started.process.wait()
+
+
+def reply_to(host: Host, request_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The reply to `request_id` and the pushed updates that came before it."""
+    seen = host.receive_until(lambda message: message.get("id") == request_id)
+    return seen[-1], seen[:-1]
+
+
+def until_batch_settles(host: Host, batch: str) -> list[dict[str, Any]]:
+    return host.receive_until(
+        lambda m: m.get("type") == "batch.progress" and m["batch"] == batch and m["pending"] == 0
+    )
+
+
+def captured_form(**changes: Any) -> dict[str, Any]:
+    row = next(synthetic_rows(1, tag="F"))
+    from dhims2_host.synthetic import in_patient_form
+
+    form = in_patient_form()
+    values = {}
+    for element in form.data_elements:
+        values[element.uid] = row[element.label]
+    values.update(changes)
+    return {
+        "program": PROGRAM_UID,
+        "stage": STAGE_UID,
+        "orgUnit": ORG_UNIT_UID,
+        "occurredAt": row["occurredAt"],
+        "values": values,
+    }
+
+
+def test_check_connection_says_who_we_are_and_where_we_may_capture(host: Host, sandbox: Any):
+    host.send({"id": "c", "type": "check_connection"})
+    reply, _ = reply_to(host, "c")
+    assert reply["ok"], reply
+    assert reply["version"].startswith("2.41")
+    assert reply["user"]["username"] == sandbox.username
+    assert ORG_UNIT_UID in reply["org_units"]
+
+
+def test_check_connection_with_a_bad_token_asks_to_sign_in(env: dict[str, str], sandbox: Any):
+    host = start_host(env)
+    host.request("configure", "s", server=sandbox.base_url, auth="token", token="d2p_nonsense")
+    host.send({"id": "c", "type": "check_connection"})
+    reply, _ = reply_to(host, "c")
+    assert reply["error"]["code"] == "AUTH_REQUIRED"
+    assert "d2p_nonsense" not in json.dumps(reply)
+
+
+def test_session_auth_uses_the_cookie_the_extension_passes(env: dict[str, str], sandbox: Any):
+    import requests
+
+    host = start_host(env, FIREFOX_ARGV)
+    host.request("configure", "s", server=sandbox.base_url, auth="session")
+    host.send({"id": "no-cookie", "type": "check_connection"})
+    refused, _ = reply_to(host, "no-cookie")
+    assert refused["error"]["code"] == "AUTH_REQUIRED"
+    login = requests.post(
+        f"{sandbox.base_url}/api/auth/login",
+        json={"username": sandbox.username, "password": sandbox.password},
+        timeout=5,
+    )
+    host.send(
+        {"id": "c", "type": "check_connection", "session_cookie": login.cookies["JSESSIONID"]}
+    )
+    reply, _ = reply_to(host, "c")
+    assert reply["ok"] and reply["user"]["username"] == sandbox.username
+
+
+def test_get_program_describes_the_form(host: Host):
+    host.send({"id": "p", "type": "get_program"})
+    reply, _ = reply_to(host, "p")
+    program = reply["program"]
+    assert program == {**program, "program": PROGRAM_UID} or program.get("program_uid")
+    assert len(json.dumps(program)) > 1000
+    assert reply["from_cache"] is False
+
+
+def test_a_captured_form_is_created_and_progress_is_pushed(host: Host, sandbox: Any):
+    host.send({"id": "u", "type": "upload", "form": captured_form()})
+    reply, _ = reply_to(host, "u")
+    assert reply["ok"], reply
+    batch = reply["batch"]["batch"]
+    assert reply["records"][0]["state"] == "queued"
+    pushed = until_batch_settles(host, batch)
+    states = [m["state"] for m in pushed if m.get("type") == "record.state"]
+    assert states[-1] == "created" and "importing" in states
+    [stored] = sandbox.stored_events()
+    assert stored["event"] == reply["records"][0]["event"]
+    values = {item["dataElement"]: item["value"] for item in stored["dataValues"]}
+    assert values[GENDER] in ("Male", "Female")
+
+    host.send({"id": "g", "type": "get_batch", "batch": batch})
+    detail, _ = reply_to(host, "g")
+    assert detail["batch"]["created"] == 1
+    assert detail["jobs"][0]["state"] == "completed"
+    assert any("Import complete" in message for message in detail["jobs"][0]["messages"])
+
+
+def test_a_bad_value_is_rejected_with_the_reason_next_to_its_field(host: Host, sandbox: Any):
+    host.send({"id": "u", "type": "upload", "form": captured_form(**{GENDER: "Malee"})})
+    reply, _ = reply_to(host, "u")
+    record = reply["records"][0]
+    assert record["state"] == "rejected"
+    [error] = record["errors"]
+    assert error["dataElement"] == GENDER and error["value"] == "Malee"
+    assert error["field"] == "Gender (morbidity/mortality)"
+    assert sandbox.stored_events() == []
+
+
+def test_validate_is_a_dry_run(host: Host, sandbox: Any):
+    host.send({"id": "v", "type": "validate", "form": captured_form(**{GENDER: "Malee"})})
+    reply, _ = reply_to(host, "v")
+    assert (reply["valid"], reply["rejected"]) == (0, 1)
+    host.send({"id": "l", "type": "list_batches"})
+    listing, _ = reply_to(host, "l")
+    assert listing["batches"] == [] and sandbox.stored_events() == []
+
+
+def test_a_sheet_upload_with_paged_results(host: Host, sandbox: Any, tmp_path: Path):
+    path = write_csv(tmp_path / "sheet.csv", list(synthetic_rows(120, tag="P")))
+    sheet = {"name": "sheet.csv", "content_base64": base64.b64encode(path.read_bytes()).decode()}
+    host.send({"id": "u", "type": "upload", "sheet": sheet})
+    reply, _ = reply_to(host, "u")
+    batch = reply["batch"]["batch"]
+    assert reply["batch"]["total"] == 120 and reply["next_page"] == 50
+    until_batch_settles(host, batch)
+    assert len(sandbox.stored_events()) == 120
+
+    rows, page = [], 0
+    while page is not None:
+        host.send({"id": f"g{page}", "type": "get_batch", "batch": batch, "page": page})
+        detail, _ = reply_to(host, f"g{page}")
+        rows += [record["row"] for record in detail["records"]]
+        page = detail["next_page"]
+    assert rows == list(range(2, 122))
+
+
+def test_unreadable_sheets_bad_records_and_unknown_batches(host: Host, sandbox: Any):
+    garbage = {"name": "x.csv", "content_base64": base64.b64encode(b"\x00\xff" * 50).decode()}
+    host.send({"id": "s", "type": "upload", "sheet": garbage})
+    reply, _ = reply_to(host, "s")
+    assert reply["error"]["code"] == "INVALID_RECORDS" and "x.csv" in reply["error"]["message"]
+
+    host.send({"id": "r", "type": "upload", "records": [{"orgUnit": ORG_UNIT_UID}]})
+    reply, _ = reply_to(host, "r")
+    assert reply["batch"]["rejected"] == 1 and reply["records"][0]["errors"]
+    assert sandbox.stored_events() == []
+    for request_type in ("get_batch", "retry", "cancel", "forget"):
+        host.send({"id": request_type, "type": request_type, "batch": "Nonexisting"})
+        answer, _ = reply_to(host, request_type)
+        assert answer["error"]["code"] == "NOT_FOUND"
+
+
+def test_work_pending_when_the_host_stops_resumes_when_it_starts(env: dict[str, str], sandbox: Any):
+    first = start_host(env)
+    first.request(
+        "configure", "s", server=sandbox.base_url, auth="token", token=sandbox.create_token()
+    )
+    sandbox.knobs.job_overhead_seconds = 1.0
+    first.send({"id": "u", "type": "upload", "form": captured_form()})
+    reply, _ = reply_to(first, "u")
+    batch = reply["batch"]["batch"]
+    first.receive_until(lambda m: m.get("type") == "record.state" and m["state"] == "importing")
+    first.close_stdin()
+    assert first.exit_code() == 0
+
+    sandbox.knobs.job_overhead_seconds = 0.0
+    second = start_host(env)
+    second.send({"id": "l", "type": "list_batches"})
+    until_batch_settles(second, batch)
+    assert len(sandbox.stored_events()) == 1
+    second.send({"id": "g", "type": "get_batch", "batch": batch})
+    detail, _ = reply_to(second, "g")
+    assert detail["records"][0]["state"] == "created"
