@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -215,6 +216,19 @@ def test_jobs_still_running_at_the_timeout_are_reported_running(
     assert (running.state, queued.state) == (RUNNING, RUNNING)
     assert running.messages[0] == "Tracker import started"
     assert queued.messages == []
+
+
+def test_stop_ends_the_follow_at_once_with_jobs_running(
+    sandbox: Sandbox, client: Dhis2Client, submit: Submit
+) -> None:
+    sandbox.knobs.job_overhead_seconds = 60
+    jobs = [submit()]
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    outcomes = list(JobFollower(client, first_poll=0.05, max_poll=5.0).follow(jobs, stop=stop))
+    assert [outcome.state for outcome in outcomes] == [RUNNING]
+    assert time.monotonic() - started < 2.0, "the follow slept through the stop"
 
 
 def test_transient_server_errors_while_polling_do_not_end_the_follow(

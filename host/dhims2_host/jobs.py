@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class JobFollower:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[JobOutcome]:
         """Yield one outcome per job: each as soon as it is known, the rest as "running" once
         `timeout` seconds have passed.
@@ -111,12 +113,14 @@ class JobFollower:
         `jobs` are (job id, submitted_at) pairs in submission order; submitted_at is on this
         follower's clock (time.monotonic by default; pass the current time for jobs restored
         after a restart). `on_progress(job_id, messages)` hears each change of a job's server
-        messages, oldest first. NotSignedIn and other non-transient errors propagate.
+        messages, oldest first. Setting `stop` ends the follow at once, like a timeout: the
+        remaining jobs are yielded as "running". NotSignedIn and other non-transient errors
+        propagate.
         """
         if timeout is not None and (not _is_seconds(timeout) or timeout < 0):
             raise InvalidInput("timeout must be a number of seconds >= 0, or None")
         tracked = self._tracked(jobs)
-        return self._follow(tracked, timeout, on_progress)
+        return self._follow(tracked, timeout, on_progress, stop)
 
     def _tracked(self, jobs: Sequence[tuple[str, float]]) -> list[_TrackedJob]:
         if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
@@ -153,12 +157,13 @@ class JobFollower:
         pending: list[_TrackedJob],
         timeout: float | None,
         on_progress: ProgressCallback | None,
+        stop: threading.Event | None,
     ) -> Iterator[JobOutcome]:
         deadline = None if timeout is None else self._clock() + timeout
         evidence = _QueueEvidence()
         while pending:
             now = self._clock()
-            if deadline is not None and now >= deadline:
+            if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
                 break
             for job in pending:
                 # Only a clock that stepped back can leave a poll further away than its interval.
@@ -168,7 +173,11 @@ class JobFollower:
                 wake_at = min(job.next_poll_at for job in pending)
                 if deadline is not None:
                     wake_at = min(wake_at, deadline)
-                self._sleep(max(0.0, wake_at - now))
+                pause = max(0.0, wake_at - now)
+                if stop is not None:
+                    stop.wait(pause)
+                else:
+                    self._sleep(pause)
                 continue
             for job in due:
                 outcome = self._poll(job, evidence, on_progress)

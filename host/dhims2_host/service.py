@@ -152,7 +152,7 @@ class UploadService:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return
-                self._follow_until_one_finishes(in_flight, remaining)
+                self._follow_until_one_finishes(in_flight, remaining, stop)
 
     def _submit_queued(self, room: int | None, stop: threading.Event | None) -> bool:
         """Submits jobs while there is room; True if at least one was submitted."""
@@ -189,14 +189,17 @@ class UploadService:
         self._emit_records(records, states.IMPORTING, job_id=job_id)
 
     def _follow_until_one_finishes(
-        self, jobs: list[states.StoredJob], timeout: float | None
+        self, jobs: list[states.StoredJob], timeout: float | None, stop: threading.Event | None
     ) -> None:
         def on_progress(job_id: str, messages: list[str]) -> None:
             self.store.set_job_messages(job_id, messages)
             self._emit({"type": "job.progress", "job": job_id, "messages": messages})
 
         outcomes = self.follower.follow(
-            [(job.id, job.submitted_at) for job in jobs], timeout=timeout, on_progress=on_progress
+            [(job.id, job.submitted_at) for job in jobs],
+            timeout=timeout,
+            on_progress=on_progress,
+            stop=stop,
         )
         for outcome in outcomes:
             if outcome.state == "running":

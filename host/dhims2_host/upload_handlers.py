@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from dhims2_host.store import Store
 
 DEFAULT_PAGE_SIZE = 50
+JOBS_SHOWN = 50
+MESSAGES_SHOWN = 15
 SENDER_STOP_SECONDS = 2.0
 FORM_ROW = 1
 
@@ -124,19 +126,16 @@ def upload(message: Message, context: HostContext) -> dict[str, Any]:
     """Validates and queues the records, then returns; the sender takes them to DHIS2."""
     from dhims2_host.service import UploadService
 
-    state = uploads(context)
-    _remember_session(state, message)
-    program, stage, source_name, sources = _sources(message, context)
-    form = _form_context(context, state, program, stage)
-    prepared = _prepare(context, form, sources)
+    state, request = _read_request(message, context)
     with _client(context, state) as client:
         service = UploadService(state.store, client, listener=context.push)
-        batch_id = service.queue(prepared, program=program, stage=stage, source=source_name)
+        batch_id = service.queue(
+            request.prepared, program=request.program, stage=request.stage, source=request.source
+        )
     state.sender.wake()
     summary = state.store.batch(batch_id)
-    records = [record.to_json() for record in state.store.batch_records(batch_id)]
-    page = paginate(records, page_size=DEFAULT_PAGE_SIZE)
-    return {"batch": summary.to_json(), "records": page.items, "next_page": page.next_page}
+    records, next_page = _records_page(state.store, summary, 0, DEFAULT_PAGE_SIZE)
+    return {"batch": summary.to_json(), "records": records, "next_page": next_page}
 
 
 @register("validate")
@@ -144,11 +143,8 @@ def validate(message: Message, context: HostContext) -> dict[str, Any]:
     """A dry run: the same checks as `upload`, nothing stored and nothing sent."""
     from dhims2_host.service import error_json
 
-    state = uploads(context)
-    _remember_session(state, message)
-    program, stage, _source_name, sources = _sources(message, context)
-    form = _form_context(context, state, program, stage)
-    prepared = _prepare(context, form, sources)
+    _state, request = _read_request(message, context)
+    prepared = request.prepared
     invalid = [
         {"row": record.row, "errors": [error_json(error) for error in record.errors]}
         for record in prepared
@@ -189,18 +185,24 @@ def get_batch(message: Message, context: HostContext) -> dict[str, Any]:
     summary = _existing_batch(store, message["batch"])
     offset = message.get("page", 0)
     page_size = message.get("page_size", DEFAULT_PAGE_SIZE)
-    records = [r.to_json() for r in store.batch_records(summary.id, offset=offset, limit=page_size)]
-    page = paginate(records, page_size=page_size)
-    shown_all = offset + len(page.items) >= summary.total
-    jobs = [
-        {"id": job.id, "state": job.state, "messages": job.messages[-20:], "error": job.error}
-        for job in store.batch_jobs(summary.id)
+    records, next_page = _records_page(store, summary, offset, page_size)
+    jobs = store.batch_jobs(summary.id)
+    # The latest jobs and their last messages always fit in a reply, however big the batch.
+    shown_jobs = [
+        {
+            "id": job.id,
+            "state": job.state,
+            "messages": job.messages[-MESSAGES_SHOWN:],
+            "error": job.error,
+        }
+        for job in jobs[-JOBS_SHOWN:]
     ]
     return {
         "batch": summary.to_json(),
-        "jobs": jobs,
-        "records": page.items,
-        "next_page": None if shown_all else offset + len(page.items),
+        "jobs": shown_jobs,
+        "jobs_total": len(jobs),
+        "records": records,
+        "next_page": next_page,
     }
 
 
@@ -236,6 +238,33 @@ def forget(message: Message, context: HostContext) -> dict[str, Any]:
         return {"forgotten": store.forget_batch(summary.id)}
     before = datetime.fromisoformat(message["uploaded_before"].replace("Z", "+00:00"))
     return {"forgotten": store.purge_payloads(finished_before=before.timestamp())}
+
+
+@dataclass(frozen=True)
+class _Request:
+    program: str
+    stage: str
+    source: str
+    prepared: list[PreparedRecord]
+
+
+def _read_request(message: Message, context: HostContext) -> tuple[Uploads, _Request]:
+    """The records an `upload` or `validate` carries, read and checked against the program."""
+    state = uploads(context)
+    _remember_session(state, message)
+    program, stage, source_name, sources = _sources(message, context)
+    form = _form_context(context, state, program, stage)
+    return state, _Request(program, stage, source_name, _prepare(context, form, sources))
+
+
+def _records_page(
+    store: Store, summary: Any, offset: int, page_size: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of a batch's records that fits in a reply, and where the next page starts."""
+    stored = store.batch_records(summary.id, offset=offset, limit=page_size)
+    page = paginate([record.to_json() for record in stored], page_size=page_size)
+    following = offset + len(page.items)
+    return page.items, following if following < summary.total else None
 
 
 def _existing_batch(store: Store, batch_id: str) -> Any:
