@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -279,7 +280,10 @@ def test_an_exact_code_wins_and_a_case_insensitive_tie_is_ambiguous() -> None:
     assert '("b2", "b3")' in error.message
 
 
-@pytest.mark.parametrize("placeholder", ["NA", "n/a", "-", "nil", "None", "  ", "null"])
+@pytest.mark.parametrize(
+    "placeholder",
+    ["NA", "n/a", "-", "nil", "None", "  ", "null", "#N/A", "Not applicable", "\u2013"],
+)
 def test_placeholders_mean_no_value_and_are_never_sent(mapper: Mapper, placeholder: str) -> None:
     prepared = prepare(
         mapper, **{"Additional diagnosis": placeholder, "Cost of treatment": placeholder}
@@ -394,6 +398,12 @@ def test_values_that_do_not_fit_their_type_are_e1302_saying_what_to_write(
         ("03/04/2025", "2025-04-03"),
         ("29-02-2024", "2024-02-29"),
         ("2025-03-14T00:00:00.000", "2025-03-14"),
+        ("2025/03/14", "2025-03-14"),
+        ("14 March 2025", "2025-03-14"),
+        ("14-Mar-2025", "2025-03-14"),
+        ("14th Sept. 2025", "2025-09-14"),
+        ("March 14, 2025", "2025-03-14"),
+        ("14/03/2025 10:45", "2025-03-14"),
     ],
 )
 def test_dates_iso_or_day_first_become_iso(typed_mapper: Mapper, written: str, iso: str) -> None:
@@ -405,7 +415,8 @@ def test_dates_iso_or_day_first_become_iso(typed_mapper: Mapper, written: str, i
     [
         ("12/31/2025", "looks month first (MM/DD/YYYY); write it day first, like 31-12-2025"),
         ("14/03/25", "has a two-digit year"),
-        ("45730", "looks like a spreadsheet date number"),
+        ("45730", "looks like a spreadsheet date number (it would be 14-03-2025)"),
+        ("14-Mar-25", "has a two-digit year"),
     ],
 )
 def test_dates_that_would_need_a_guess_are_ambiguous(
@@ -566,6 +577,9 @@ _cell_values = st.one_of(
     st.integers(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
+    st.dates(),
+    st.datetimes(),
+    st.times(),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
@@ -582,3 +596,74 @@ def test_prepare_never_raises_and_sends_only_strings(
         assert isinstance(data_value["value"], str)
     assert all(isinstance(error, RecordError) and error.message for error in prepared.errors)
     assert prepared.ok == (not prepared.errors)
+
+
+@pytest.mark.parametrize(
+    ("value_type", "written", "sent"),
+    [
+        ("DATE", date(2025, 3, 14), "2025-03-14"),
+        ("DATE", datetime(2025, 3, 14, 23, 59), "2025-03-14"),
+        ("DATE", 45730, "2025-03-14"),
+        ("DATE", 45730.99, "2025-03-14"),
+        ("DATETIME", datetime(2025, 3, 14, 9, 30), "2025-03-14T09:30:00"),
+        ("DATETIME", 45730.5, "2025-03-14T12:00:00"),
+        ("DATETIME", date(2025, 3, 14), "2025-03-14T00:00:00"),
+        ("TEXT", date(2025, 3, 14), "2025-03-14"),
+        ("TEXT", datetime(2025, 3, 14, 9, 30), "2025-03-14 09:30:00"),
+        ("NUMBER", 1200.0, "1200"),
+    ],
+)
+def test_spreadsheet_cells_keep_their_meaning(
+    typed_mapper: Mapper, value_type: str, written: object, sent: str
+) -> None:
+    assert typed_value(typed_mapper, value_type, written) == sent
+
+
+@pytest.mark.parametrize("serial", [60, 0, -3, 2958466, 10.5])
+def test_numbers_that_are_no_excel_date_are_refused_in_a_date_field(
+    typed_mapper: Mapper, serial: float
+) -> None:
+    [error] = typed(typed_mapper, "DATE", serial).errors
+    assert (error.code, error.value) == ("E1302", str(serial))
+    assert "is a number, not a date" in error.message
+
+
+def test_a_month_name_that_is_no_month_says_so(typed_mapper: Mapper) -> None:
+    [error] = typed(typed_mapper, "DATE", "14 Smarch 2025").errors
+    assert '"Smarch" is no month' in error.message
+
+
+def test_accepts_says_whether_a_value_fits_a_field(mapper: Mapper) -> None:
+    assert mapper.accepts(GENDER, "male")
+    assert not mapper.accepts(GENDER, "Malee")
+    assert not mapper.accepts(GENDER, "NA")
+    assert mapper.accepts(ADMISSION, 45730)
+    assert mapper.accepts("occurredAt", "14-03-2025")
+    assert not mapper.accepts("status", "FINISHED")
+
+
+def test_errors_name_the_column_a_field_came_from(mapper: Mapper) -> None:
+    source = SourceRecord(
+        7,
+        {
+            **{
+                key: value
+                for key, value in VALID_ROW.items()
+                if key != "Gender (morbidity/mortality)"
+            },
+            GENDER: "Malee",
+        },
+        columns={GENDER: "Sex"},
+    )
+    [error] = mapper.prepare(source).errors
+    assert (error.code, error.field, error.value) == ("E1125", "Sex", "Malee")
+    assert error.message.startswith('"Malee" is not an option of Sex; did you mean "Male"')
+
+
+def test_values_reported_while_reading_are_not_reported_again_as_missing(mapper: Mapper) -> None:
+    fields = {k: v for k, v in VALID_ROW.items() if k not in ("Age", "Patient age unit")}
+    unread = RecordError("E1302", "Age: not an age.", AGE, "Age", "twenty")
+    source = SourceRecord(2, fields, errors=(unread,))
+    assert [error.code for error in mapper.prepare(source).errors] == ["E1302", "E1303", "E1303"]
+    reported = mapper.prepare(source, reported={AGE, "WZ5rS7QuECT"})
+    assert reported.errors == [unread]

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host.records import InputError, SourceRecord, read_csv, read_json, read_records
+from dhims2_host.records import (
+    InputError,
+    SourceRecord,
+    open_records,
+    read_csv,
+    read_json,
+    read_records,
+)
 
 HEADER = ["Patient number", "Age", "Gender (morbidity/mortality)"]
 
@@ -116,7 +123,7 @@ def test_a_column_without_a_name_is_named_by_its_spreadsheet_letter(tmp_path: Pa
     ("content", "message"),
     [
         (b"", "empty.csv, line 1: the file is empty"),
-        (b"\r\nSYN-001,20\r\n", "empty.csv, line 1: the first row is empty"),
+        (b"\r\n ,  \r\n\r\n", "empty.csv: holds no rows; the first row must name the columns"),
         (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "holds binary data"),
         (b"Patient number,Age\r\nSYN\x00-1,20\r\n", "empty.csv, line 2: holds binary data"),
     ],
@@ -158,8 +165,10 @@ def test_read_csv_reads_a_text_stream_directly() -> None:
 def test_the_file_extension_decides_the_reader_in_any_case(tmp_path: Path) -> None:
     [record] = read_records(write(tmp_path, "SHEET.CSV", csv_text([HEADER, ["SYN-1", "2", "M"]])))
     assert record.fields["Patient number"] == "SYN-1"
-    with pytest.raises(InputError, match=r"sheet.xlsx: cannot read \.xlsx; save the sheet as CSV"):
-        list(read_records(write(tmp_path, "sheet.xlsx", b"PK")))
+    with pytest.raises(InputError, match=r"sheet.xls: cannot read an Excel 97-2003 workbook; save"):
+        list(read_records(write(tmp_path, "sheet.xls", b"\xd0\xcf\x11\xe0")))
+    with pytest.raises(InputError, match=r"sheet.ods: cannot read an OpenDocument spreadsheet"):
+        list(read_records(write(tmp_path, "sheet.ods", b"PK")))
     with pytest.raises(InputError, match=r"missing\.csv: cannot be read"):
         list(read_records(tmp_path / "missing.csv"))
 
@@ -261,3 +270,58 @@ def test_a_data_element_listed_twice_in_json_is_a_duplicate_unless_empty() -> No
     assert codes(first) == ["DUPLICATE_VALUE"]
     assert second.errors == ()
     assert second.fields == {"Age": "21"}
+
+
+def test_titles_and_blank_lines_above_the_header_are_skipped(tmp_path: Path) -> None:
+    text = csv_text([["IN-PATIENT REGISTER"], ["", "", ""], HEADER, ["SYN-001", "20", "Male"]])
+    with open_records(write(tmp_path, "titled.csv", text)) as source:
+        assert source.columns == HEADER
+        [record] = source.records
+    assert (record.row, record.fields["Patient number"]) == (4, "SYN-001")
+
+
+def test_a_one_column_table_starts_at_its_first_row(tmp_path: Path) -> None:
+    text = csv_text([["Patient number"], ["SYN-001"], ["SYN-002"]])
+    assert [r.fields for r in read_records(write(tmp_path, "one.csv", text))] == [
+        {"Patient number": "SYN-001"},
+        {"Patient number": "SYN-002"},
+    ]
+
+
+def test_blank_header_cells_after_the_last_name_are_no_columns(tmp_path: Path) -> None:
+    text = csv_text([[*HEADER, "", ""], ["SYN-001", "20", "Male", "", ""]])
+    with open_records(write(tmp_path, "trailing.csv", text)) as source:
+        assert source.columns == HEADER
+        assert [record.errors for record in source.records] == [()]
+
+
+def test_a_vertical_bar_delimits_too(tmp_path: Path) -> None:
+    [record] = read_records(write(tmp_path, "bars.csv", csv_text([HEADER, ["S-1", "2", "M"]], "|")))
+    assert record.fields == {"Patient number": "S-1", "Age": "2", HEADER[2]: "M"}
+
+
+def test_excel_unicode_text_is_utf16_tab_delimited(tmp_path: Path) -> None:
+    content = csv_text([HEADER, ["SYN-001", "20", "Fémale"]], "\t").encode("utf-16")
+    [record] = read_records(write(tmp_path, "export.txt", content))
+    assert record.fields[HEADER[2]] == "Fémale"
+
+
+def test_a_tsv_file_is_read_as_delimited_text(tmp_path: Path) -> None:
+    [record] = read_records(write(tmp_path, "a.tsv", csv_text([HEADER, ["S", "1", "M"]], "\t")))
+    assert record.fields["Age"] == "1"
+
+
+def test_open_records_knows_the_columns_before_reading_any_record(tmp_path: Path) -> None:
+    path = write(tmp_path, "sheet.csv", csv_text([HEADER, ["SYN-001", "20", "Male"]]))
+    with open_records(path) as source:
+        assert source.columns == HEADER
+        assert (source.sheet, source.sheets) == (None, ())
+    json_path = write(tmp_path, "records.json", json.dumps([{"dataValues": {"Age": "3"}}]))
+    with open_records(json_path) as source:
+        assert source.columns == ["Age"]
+
+
+def test_only_a_workbook_has_sheets(tmp_path: Path) -> None:
+    path = write(tmp_path, "sheet.csv", csv_text([HEADER]))
+    with pytest.raises(InputError, match=r'sheet.csv is not a workbook, so it has no sheet "Ward"'):
+        list(read_records(path, sheet="Ward"))

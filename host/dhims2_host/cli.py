@@ -17,6 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("dhims2_host.commands.status", "show uploads, or follow one to its end"),
     "retry": ("dhims2_host.commands.retry", "send a batch's failed records again"),
     "config": ("dhims2_host.commands.config", "show or change the saved settings"),
+    "template": (
+        "dhims2_host.commands.template",
+        "list, show or suggest mapping templates for spreadsheets",
+    ),
     "doctor": ("dhims2_host.doctor", "check that every browser can reach the native host"),
     "sandbox": ("dhims2_host.sandbox.command", "run the built-in DHIS2 stand-in server"),
 }

@@ -1,17 +1,18 @@
 """Source records -> DHIS2 event payloads: matching columns to the form and coercing values.
 
 Values are coerced to what DHIS2 stores, always as strings: option names to option codes, yes/no
-to true/false, day-first dates to ISO dates, numbers without separators. A value that cannot be
-coerced is reported in the user's own terms (their column, their spelling); the payload is then
-checked by EventValidator, so a prepared record carries both kinds of fault.
+to true/false, day-first dates and spreadsheet date cells to ISO dates, numbers without
+separators. A value that cannot be coerced is reported in the user's own terms (their column,
+their spelling); the payload is then checked by EventValidator, so a prepared record carries both
+kinds of fault.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from dhims2_host.program import DataElement, ProgramForm, closest_matches, normalise
@@ -25,11 +26,22 @@ from dhims2_host.schema import (
     value_type_error,
 )
 
-__all__ = ["Mapper", "PreparedRecord", "RecordDefaults", "RecordError"]
+__all__ = [
+    "PLACEHOLDERS",
+    "Mapper",
+    "OptionIndex",
+    "PreparedRecord",
+    "RecordDefaults",
+    "RecordError",
+    "read_yes_no",
+]
 
 # Cell texts meaning "no value", unless the field has an option of that name ("None" is an
 # Education option).
-PLACEHOLDERS = frozenset({"na", "n/a", "n.a.", "-", "--", "nil", "none", "null"})
+PLACEHOLDERS = frozenset(
+    {"na", "n/a", "n.a", "n.a.", "#n/a", "not applicable", "-", "--", "\u2013", "\u2014"}
+    | {"nil", "none", "null"}
+)
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0"})
 _INTEGER_LIMITS: dict[str, tuple[int | None, int | None]] = {
@@ -41,10 +53,16 @@ _INTEGER_LIMITS: dict[str, tuple[int | None, int | None]] = {
 }
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:T00:00(?::00(?:\.0+)?)?)?$")
+_YEAR_FIRST_DATE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$")
 _DAY_FIRST_DATE = re.compile(r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4})$")
 _SHORT_YEAR_DATE = re.compile(r"^\d{1,2}([-/.])\d{1,2}\1\d{2}$")
 _SPREADSHEET_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_MONTH_WORD = r"([a-z]{3,9})\.?"
+_SEPARATOR = r"[\s/.,-]+"
+_YEAR = r"(\d{4}|\d{2})"
+_DAY_MONTH_NAME_YEAR = re.compile(rf"^{_DAY}{_SEPARATOR}{_MONTH_WORD}{_SEPARATOR}{_YEAR}$", re.I)
+_MONTH_NAME_DAY_YEAR = re.compile(rf"^{_MONTH_WORD}{_SEPARATOR}{_DAY}{_SEPARATOR}{_YEAR}$", re.I)
 _DATE_AND_TIME = re.compile(
     r"^(?P<date>\S+)[T ](?P<hours>\d{1,2}):(?P<minutes>\d{2})"
     r"(?::(?P<seconds>\d{2})(?P<fraction>\.\d{1,9})?)?(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
@@ -53,6 +71,11 @@ _MONTH_NAMES = (
     *("January", "February", "March", "April", "May", "June"),
     *("July", "August", "September", "October", "November", "December"),
 )
+_DATE_TYPES = ("DATE", "AGE", "DATETIME")
+# Excel's 1900 date system counts from 30 December 1899 and holds a 29 February 1900 that never
+# was, so only serials from 61 (1 March 1900) on are dates; 2958465 is 31 December 9999.
+_SERIAL_EPOCH = datetime(1899, 12, 30)
+_FIRST_SERIAL, _LAST_SERIAL = 61, 2958465
 
 
 @dataclass(frozen=True)
@@ -107,8 +130,12 @@ class Mapper:
         self._form = form
         self._defaults = defaults
         self._validator = EventValidator(form, capture_org_units)
-        self._options = {element.uid: _OptionIndex(element) for element in form.data_elements}
+        self._options = {element.uid: OptionIndex(element) for element in form.data_elements}
         self._targets: dict[str, str | None] = {}
+
+    @property
+    def form(self) -> ProgramForm:
+        return self._form
 
     def check_columns(self, headers: Iterable[str]) -> list[RecordError]:
         """Faults of a header row: columns that are no field of the form (with the labels they
@@ -116,7 +143,7 @@ class Mapper:
         errors: list[RecordError] = []
         first_column: dict[str, str] = {}
         for header in headers:
-            target = self._target(header)
+            target = self.target(header)
             if target is None:
                 errors.append(self._unknown_column(header))
             elif target in first_column:
@@ -130,19 +157,23 @@ class Mapper:
                 first_column[target] = header
         return errors
 
-    def prepare(self, source: SourceRecord) -> PreparedRecord:
-        """The DHIS2 event for one record, with every fault found; never raises on bad values."""
+    def prepare(self, source: SourceRecord, *, reported: Collection[str] = ()) -> PreparedRecord:
+        """The DHIS2 event for one record, with every fault found; never raises on bad values.
+
+        `reported` names data element uids whose faults `source.errors` already holds (a value
+        a template could not read), so they are not reported again as missing.
+        """
         errors = list(source.errors)
         cells: dict[str, list[_Cell]] = {}
-        for column, raw in source.fields.items():
-            target = self._target(column)
+        for key, raw in source.fields.items():
+            target = self.target(key)
             if target is not None:
-                cells.setdefault(target, []).append(_Cell(column, raw))
+                cells.setdefault(target, []).append(_Cell(source.column(key), raw))
             elif not _is_blank(raw):
-                errors.append(unknown_field_error(self._form, column, _as_text(raw)))
+                errors.append(unknown_field_error(self._form, source.column(key), _as_text(raw)))
         fields = {target: self._field_name(target, found) for target, found in cells.items()}
         values: dict[str, str] = {}
-        rejected: set[str] = set()
+        rejected: set[str] = set(reported)
         for target, found in cells.items():
             try:
                 value = self._coerce_target(target, found)
@@ -177,7 +208,23 @@ class Mapper:
             values["occurredAt"] = values[source]
             fields["occurredAt"] = fields[source]
 
-    def _target(self, column: str) -> str | None:
+    def accepts(self, target: str, raw: object) -> bool:
+        """Whether `raw` gives a valid value of `target` (a data element UID or an event
+        property name); a blank or a placeholder gives no value, so it is not accepted."""
+        element = self._form.data_element(target)
+        if self._is_empty(element, raw):
+            return False
+        cell = _Cell(target, raw)
+        try:
+            if element is None:
+                self._coerce_property(target, cell)
+            else:
+                self._coerce_value(element, cell)
+        except _Rejected:
+            return False
+        return True
+
+    def target(self, column: str) -> str | None:
         """Event property name or data element uid that a column holds, None if neither."""
         if column not in self._targets:
             name = normalise(column)
@@ -209,9 +256,10 @@ class Mapper:
         return element is None or self._options[element.uid].match(raw.strip()) is None
 
     def _coerce_property(self, name: str, cell: _Cell) -> str:
-        text = _text(cell, None)
         if name == "occurredAt":
-            return _report_date(text, cell.column)
+            from_cell = _from_date_cell(cell, None)
+            return from_cell or _report_date(_text(cell, None), cell.column)
+        text = _text(cell, None)
         if name == "status":
             status = text.upper()
             if status not in STATUSES:
@@ -221,6 +269,10 @@ class Mapper:
         return text
 
     def _coerce_value(self, element: DataElement, cell: _Cell) -> str | None:
+        if element.value_type in _DATE_TYPES:
+            from_cell = _from_date_cell(cell, element)
+            if from_cell is not None:
+                return from_cell
         text = _text(cell, element)
         if element.options:
             return self._options[element.uid].code_for(text, cell.column)
@@ -272,7 +324,7 @@ class Mapper:
         return target if self._form.data_element(target) else None
 
 
-class _OptionIndex:
+class OptionIndex:
     """Finds an element's option code from what a clerk typed: the code itself, or its code or
     name in any case and spacing, or either half of a "CODE - description" name."""
 
@@ -286,11 +338,13 @@ class _OptionIndex:
                 self._by_text.setdefault(normalise(text), set()).add(option.code)
 
     def match(self, text: str) -> set[str] | None:
+        """The codes `text` may mean; None when it means no option."""
         if text in self._codes:
             return {text}
         return self._by_text.get(normalise(text))
 
     def code_for(self, text: str, column: str) -> str:
+        """The one code `text` means; raises _Rejected with E1125 or AMBIGUOUS_OPTION."""
         codes = self.match(text)
         if not codes:
             raise _Rejected(option_error(self._element, text, column))
@@ -316,20 +370,32 @@ def _text(cell: _Cell, element: DataElement | None) -> str:
         return str(raw)
     if isinstance(raw, float) and raw == raw and abs(raw) != float("inf"):
         return _plain_number(Decimal(repr(raw)))
+    if isinstance(raw, datetime):
+        return raw.date().isoformat() if raw.time() == time() else raw.isoformat(sep=" ")
+    if isinstance(raw, (date, time)):
+        return raw.isoformat()
     shown = _as_text(raw)
     message = f'{cell.column} holds "{shown}", which is not a single value.'
     uid = element.uid if element else None
     raise _Rejected(RecordError("E1302", message, uid, cell.column, shown))
 
 
-def _coerce_boolean(element: DataElement, text: str, column: str) -> str | None:
-    word = text.casefold()
+def read_yes_no(text: str) -> bool | None:
+    """True for Yes, Y, True or 1 and False for No, N, False or 0, in any case; else None."""
+    word = text.strip().casefold()
     if word in _TRUE_WORDS:
-        return "true"
-    if word in _FALSE_WORDS:
-        # A TRUE_ONLY field is a tick box: "no" is an empty box, which DHIS2 stores as no value.
-        return None if element.value_type == "TRUE_ONLY" else "false"
-    raise _Rejected(value_type_error(element, text, column))
+        return True
+    return False if word in _FALSE_WORDS else None
+
+
+def _coerce_boolean(element: DataElement, text: str, column: str) -> str | None:
+    answer = read_yes_no(text)
+    if answer is None:
+        raise _Rejected(value_type_error(element, text, column))
+    # A TRUE_ONLY field is a tick box: "no" is an empty box, which DHIS2 stores as no value.
+    if not answer and element.value_type == "TRUE_ONLY":
+        return None
+    return "true" if answer else "false"
 
 
 def _coerce_number(element: DataElement, text: str, column: str) -> str:
@@ -392,14 +458,19 @@ class _DateProblem(Exception):
 
 
 _WRITE_DAY_FIRST = "write the date day first, like 14-03-2025"
+_TWO_DIGIT_YEAR = "has a two-digit year; write all four digits of the year"
 
 
 def _iso_date(text: str) -> str:
-    """ISO date of a date written ISO (YYYY-MM-DD) or day first (DD-MM-YYYY, DD/MM/YYYY,
-    DD.MM.YYYY); Ghana writes dates day first, so a month-first date is never guessed."""
-    iso = _ISO_DATE.match(text)
-    if iso:
-        year, month, day = (int(part) for part in iso.groups())
+    """ISO date of a date written year first (2025-03-14, 2025/03/14), day first (14-03-2025,
+    14/03/2025, 14.03.2025) or with the month's name (14 March 2025, 14-Mar-2025, March 14,
+    2025). Ghana writes dates day first, so a month-first date in digits is never guessed. A
+    time after the date is checked and dropped: the field holds a day."""
+    if _DATE_AND_TIME.match(text):
+        return _iso_datetime(text)[: len("YYYY-MM-DD")]
+    year_first = _YEAR_FIRST_DATE.match(text)
+    if year_first:
+        year, month, day = (int(year_first.group(i)) for i in (1, 3, 4))
         return _calendar_date(year, month, day)
     day_first = _DAY_FIRST_DATE.match(text)
     if day_first:
@@ -411,15 +482,64 @@ def _iso_date(text: str) -> str:
                 ambiguous=True,
             )
         return _calendar_date(year, month, day)
+    named = _DAY_MONTH_NAME_YEAR.match(text) or _MONTH_NAME_DAY_YEAR.match(text)
+    if named:
+        return _named_month_date(named)
     if _SHORT_YEAR_DATE.match(text):
-        raise _DateProblem("has a two-digit year; write all four digits of the year", True)
+        raise _DateProblem(_TWO_DIGIT_YEAR, ambiguous=True)
     if _SPREADSHEET_SERIAL.match(text):
+        moment = _serial_moment(float(text))
         raise _DateProblem(
-            "looks like a spreadsheet date number; format the column as a date (DD-MM-YYYY) "
-            "and save the file again",
+            f"looks like a spreadsheet date number (it would be {moment:%d-%m-%Y}); format the "
+            "column as a date (DD-MM-YYYY) and save the file again",
             ambiguous=True,
         )
     raise _DateProblem(_WRITE_DAY_FIRST)
+
+
+def _named_month_date(match: re.Match[str]) -> str:
+    if match.re is _DAY_MONTH_NAME_YEAR:
+        day, word, year = match.groups()
+    else:
+        word, day, year = match.groups()
+    months = [
+        number
+        for number, name in enumerate(_MONTH_NAMES, start=1)
+        if name.casefold().startswith(word.casefold())
+    ]
+    if not months:
+        raise _DateProblem(f'"{word}" is no month; {_WRITE_DAY_FIRST}')
+    if len(year) == 2:
+        raise _DateProblem(_TWO_DIGIT_YEAR, ambiguous=True)
+    return _calendar_date(int(year), months[0], int(day))
+
+
+def _from_date_cell(cell: _Cell, element: DataElement | None) -> str | None:
+    """The ISO date (or date and time) of a spreadsheet date cell or a date serial number, for a
+    date data element, or for the report date when `element` is None; None for text."""
+    raw = cell.raw
+    if isinstance(raw, datetime):
+        moment = raw
+    elif isinstance(raw, date):
+        moment = datetime.combine(raw, time())
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        shown = _text(cell, element)
+        serial_moment = _serial_moment(raw)
+        if serial_moment is None:
+            problem = _DateProblem(f"is a number, not a date; {_WRITE_DAY_FIRST}")
+            raise _Rejected(problem.error(shown, cell.column, element))
+        moment = serial_moment
+    else:
+        return None
+    timed = element.value_type == "DATETIME" if element else moment.time() != time()
+    return moment.isoformat(timespec="seconds") if timed else moment.date().isoformat()
+
+
+def _serial_moment(serial: float) -> datetime | None:
+    """The moment an Excel serial number (1900 date system) stands for; None if it is none."""
+    if not _FIRST_SERIAL <= serial <= _LAST_SERIAL:
+        return None
+    return _SERIAL_EPOCH + timedelta(seconds=round(serial * 86400))
 
 
 def _calendar_date(year: int, month: int, day: int) -> str:

@@ -1,8 +1,10 @@
-"""Reading CSV and JSON input into source records, before any mapping to DHIS2.
+"""Reading input files into source records, before any mapping to DHIS2.
 
-A file that cannot be read at all raises InputError; a record that is only partly readable (a
-ragged CSV row, a JSON entry of the wrong shape) still comes out, carrying its problems as
-RecordErrors, so one bad row never hides the others.
+CSV (and other delimited text), Excel workbooks (xlsx.py) and JSON. A file that cannot be read at
+all raises InputError; a record that is only partly readable (a ragged CSV row, a JSON entry of
+the wrong shape) still comes out, carrying its problems as RecordErrors, so one bad row never
+hides the others. Spreadsheets are streamed: `open_records` reads the header row at once and the
+records only as they are consumed, so a sheet of any length is read in bounded memory.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import codecs
 import csv
 import itertools
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from dhims2_host.program import normalise
 
@@ -30,8 +33,19 @@ EVENT_PROPERTY_NAMES: dict[str, str] = {
     "eventdate": "occurredAt",
     "status": "status",
 }
-_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+DELIMITED_TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 _ENCODING_PROBE_BYTES = 1 << 16
+# Excel's "Unicode Text" export is UTF-16 with a byte order mark.
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# How far below the top a header row is looked for, past titles above the table.
+HEADER_SEARCH_ROWS = 10
+_UNREADABLE_FORMATS = {
+    ".xls": "an Excel 97-2003 workbook",
+    ".ods": "an OpenDocument spreadsheet",
+    ".numbers": "a Numbers spreadsheet",
+}
 
 
 class InputError(Exception):
@@ -57,71 +71,159 @@ class RecordError:
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """One record as read. `row` is what the user sees: the spreadsheet row (the header is row
-    1) or the 1-based position in a JSON list."""
+    """One record as read. `row` is what the user sees: the spreadsheet's own row number (the
+    header is row 1 unless titles stand above it) or the 1-based position in a JSON list.
+
+    `columns` names, for a field whose key is not what the user wrote (a mapping template keys
+    fields by data element), the column it came from, so errors speak the user's words.
+    """
 
     row: int
     fields: dict[str, object]
     errors: tuple[RecordError, ...] = ()
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    def column(self, key: str) -> str:
+        """The column the user knows the field `key` by."""
+        return self.columns.get(key, key)
 
 
-def read_records(path: Path) -> Iterator[SourceRecord]:
-    """Records of a .csv or .json file (the extension decides, in any case).
+@dataclass
+class RecordSource:
+    """An open input: its columns, known before any record is read, and its records, read as
+    they are consumed (once). `sheet` is the workbook sheet being read, `sheets` all of them."""
 
-    A CSV file is read as UTF-8 (with or without BOM) when it all decodes as UTF-8, else as
-    Windows-1252. Raises InputError, naming the file, for a file that cannot be read as records.
+    name: str
+    columns: list[str]
+    records: Iterator[SourceRecord]
+    sheet: str | None = None
+    sheets: tuple[str, ...] = ()
+
+
+@contextmanager
+def open_records(path: Path, *, sheet: str | None = None) -> Iterator[RecordSource]:
+    """The records of a delimited text (.csv, .tsv, .txt), workbook (.xlsx, .xlsm) or .json
+    file; the extension decides, in any case. `sheet` chooses a workbook's sheet by name (the
+    first visible one by default).
+
+    Raises InputError, naming the file, for a file that cannot be read as records: at once for
+    the header, or while iterating for a fault further down.
     """
     path = Path(path)
     kind = path.suffix.lower()
-    if kind == ".csv":
-        encoding = _csv_encoding(path)
+    if kind in WORKBOOK_SUFFIXES:
+        # Imported here: openpyxl is slow to import and the native host greets without it.
+        from dhims2_host.xlsx import open_workbook
+
+        with open_workbook(path, sheet=sheet) as source:
+            yield source
+        return
+    if sheet is not None:
+        raise InputError(f'{path.name} is not a workbook, so it has no sheet "{sheet}"')
+    if kind in DELIMITED_TEXT_SUFFIXES:
+        encoding = _text_encoding(path)
         try:
             with path.open(encoding=encoding, newline="") as stream:
-                yield from read_csv(stream, source_name=path.name)
+                columns, records = _delimited_source(stream, path.name)
+                yield RecordSource(path.name, columns, records)
         except OSError as error:
             raise InputError(f"{path.name}: cannot be read ({error.strerror})") from error
     elif kind == ".json":
-        yield from read_json(_load_json(path), source_name=path.name)
+        records = list(read_json(_load_json(path), source_name=path.name))
+        columns = list(dict.fromkeys(name for record in records for name in record.fields))
+        yield RecordSource(path.name, columns, iter(records))
     else:
-        raise InputError(
-            f"{path.name}: cannot read {kind or 'files without an extension'}; "
-            "save the sheet as CSV or give a .json file"
+        what = _UNREADABLE_FORMATS.get(
+            kind, f"a {kind} file" if kind else "a file without an extension"
         )
+        raise InputError(
+            f"{path.name}: cannot read {what}; save the sheet as an Excel workbook (.xlsx) or CSV, "
+            "or give a .json file"
+        )
+
+
+def read_records(path: Path, *, sheet: str | None = None) -> Iterator[SourceRecord]:
+    """Every record of a file, as `open_records` reads them."""
+    with open_records(path, sheet=sheet) as source:
+        yield from source.records
 
 
 def read_csv(stream: TextIO, *, source_name: str) -> Iterator[SourceRecord]:
-    """Records of a CSV text stream whose first row names the columns.
+    """Records of a delimited text stream, read no further than the record asked for.
 
-    The delimiter (comma, semicolon or tab) is whichever splits the header into most columns.
-    Entirely blank rows are skipped; their row numbers still count. Raises InputError, naming
-    the line, for a stream that is not CSV text.
+    The delimiter (comma, semicolon, tab or vertical bar) is whichever splits the header into
+    most columns. Titles above the header and entirely blank rows are skipped; their row
+    numbers still count. Raises InputError, naming the line, for a stream that is not CSV text.
     """
-    lines = _text_lines(stream, source_name)
-    first_line = next(lines, "").lstrip("\ufeff")
-    if not first_line.strip():
-        raise InputError(
-            f"{source_name}, line 1: "
-            + ("the file is empty" if not first_line else "the first row is empty")
-            + "; the first row must name the columns"
+    _columns, records = _delimited_source(stream, source_name)
+    yield from records
+
+
+def take_header(
+    rows: Iterable[tuple[int, list[object]]], source_name: str
+) -> tuple[list[str], Iterator[tuple[int, list[object]]]]:
+    """The column names of a table and the numbered rows below them.
+
+    The header is the first row naming at least two columns, so a title above the table (in
+    one cell, often merged across it) is skipped; a one-column table, which has no such row in
+    its first HEADER_SEARCH_ROWS rows, starts at its first non-blank row. A header cell without
+    a name is named by its column letter. Raises InputError for a table without any row.
+    """
+    rows = iter(rows)
+    seen: list[tuple[int, list[object]]] = []
+    for number, cells in rows:
+        filled = sum(not is_blank(cell) for cell in cells)
+        if filled >= 2:
+            return _column_names(cells), rows
+        if filled:
+            seen.append((number, cells))
+            if len(seen) == HEADER_SEARCH_ROWS:
+                break
+    if not seen:
+        raise InputError(f"{source_name}: holds no rows; the first row must name the columns")
+    (_number, header), *after = seen
+    return _column_names(header), itertools.chain(after, rows)
+
+
+def record_from_cells(
+    row: int, header: list[str], cells: list[object], errors: Iterable[RecordError] = ()
+) -> SourceRecord:
+    """A record of one table row: each header names the cell below it; a second non-blank cell
+    under a repeated header is an error, not an overwrite."""
+    found = list(errors)
+    fields: dict[str, object] = {}
+    for name, cell in zip(header, cells, strict=False):
+        add_field(fields, found, name, cell)
+    return SourceRecord(row=row, fields=fields, errors=tuple(found))
+
+
+def add_field(fields: dict[str, object], errors: list[RecordError], name: str, value: object):
+    """Add a value; a second non-blank value under the same name is an error, not an overwrite."""
+    if is_blank(fields.get(name)):
+        fields[name] = value
+    elif not is_blank(value):
+        errors.append(
+            RecordError(
+                "DUPLICATE_VALUE",
+                f'"{name}" is given twice in this record; keep only one of them.',
+                field=name,
+                value=str(value),
+            )
         )
-    delimiter = _sniff_delimiter(first_line)
-    reader = csv.reader(itertools.chain([first_line], lines), delimiter=delimiter)
-    header: list[str] | None = None
-    for row_number in itertools.count(start=1):
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise InputError(
-                f"{source_name}, line {reader.line_num}: cannot be read as CSV ({error})"
-            ) from error
-        if header is None:
-            header = [
-                cell.strip() or f"(column {_column_letter(i)})" for i, cell in enumerate(cells)
-            ]
-        elif any(cell.strip() for cell in cells):
-            yield _csv_record(row_number, header, cells, _DELIMITERS[delimiter])
+
+
+def is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def column_letter(index: int) -> str:
+    """The spreadsheet letter of a 0-based column index: 0 -> A, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
 
 
 def read_json(data: object, *, source_name: str) -> Iterator[SourceRecord]:
@@ -144,12 +246,16 @@ def read_json(data: object, *, source_name: str) -> Iterator[SourceRecord]:
         yield _json_record(index, event)
 
 
-def _csv_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) when every byte decodes as UTF-8, else Windows-1252, which is
-    what Excel on Windows writes for "CSV (Comma delimited)"."""
+def _text_encoding(path: Path) -> str:
+    """UTF-16 when the file starts with its byte order mark; UTF-8 (with or without BOM) when
+    every byte decodes as UTF-8; else Windows-1252, which is what Excel on Windows writes for
+    "CSV (Comma delimited)"."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
         with path.open("rb") as stream:
+            if stream.read(2) in _UTF16_BOMS:
+                return "utf-16"
+            stream.seek(0)
             while chunk := stream.read(_ENCODING_PROBE_BYTES):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
@@ -180,12 +286,60 @@ def _load_json(path: Path) -> object:
         raise InputError(f"{path.name}: not usable JSON ({error})") from error
 
 
-def _sniff_delimiter(header_line: str) -> str:
-    def column_count(delimiter: str) -> int:
-        return len(next(csv.reader([header_line], delimiter=delimiter), []))
+def _delimited_source(
+    stream: Iterable[str], source_name: str
+) -> tuple[list[str], Iterator[SourceRecord]]:
+    """The header and the records of delimited text, having read no further than the header."""
+    lines = _text_lines(stream, source_name)
+    # The lines read to find the delimiter go back in front of the others.
+    looked_at: list[str] = []
+    delimiter = ","
+    for line in lines:
+        looked_at.append(line.lstrip("\ufeff") if not looked_at else line)
+        best = _sniff_delimiter(looked_at[-1])
+        if _cell_count(looked_at[-1], best) >= 2 or len(looked_at) == HEADER_SEARCH_ROWS:
+            delimiter = best
+            break
+    if not looked_at:
+        raise InputError(
+            f"{source_name}, line 1: the file is empty; the first row must name the columns"
+        )
+    reader = csv.reader(itertools.chain(looked_at, lines), delimiter=delimiter)
+    header, rows = take_header(_numbered_rows(reader, source_name), source_name)
+    delimiter_name = _DELIMITERS[delimiter]
+    records = (
+        _csv_record(number, header, cells, delimiter_name)
+        for number, cells in rows
+        if any(cell.strip() for cell in cells)
+    )
+    return header, records
 
-    # max() keeps the first of equals, so a one-column header reads as comma-separated.
-    return max(_DELIMITERS, key=column_count)
+
+def _numbered_rows(reader: Any, source_name: str) -> Iterator[tuple[int, list[object]]]:
+    """CSV rows with their spreadsheet row numbers (a quoted cell over two lines is one row)."""
+    for row_number in itertools.count(start=1):
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputError(
+                f"{source_name}, line {reader.line_num}: cannot be read as CSV ({error})"
+            ) from error
+        yield row_number, cells
+
+
+def _sniff_delimiter(line: str) -> str:
+    # max() keeps the first of equals, so a one-column line reads as comma-separated.
+    return max(_DELIMITERS, key=lambda delimiter: _cell_count(line, delimiter))
+
+
+def _cell_count(line: str, delimiter: str) -> int:
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return 0
+    return sum(bool(cell.strip()) for cell in cells)
 
 
 def _text_lines(stream: Iterable[str], source_name: str) -> Iterator[str]:
@@ -204,9 +358,19 @@ def _text_lines(stream: Iterable[str], source_name: str) -> Iterator[str]:
         if "\x00" in line:
             raise InputError(
                 f"{source_name}, line {line_number}: holds binary data, not text; "
-                "if it is an Excel workbook, save it as CSV first"
+                "if it is an Excel workbook, give it its .xlsx name"
             )
         yield line
+
+
+def _column_names(cells: list[object]) -> list[str]:
+    """Header cells as column names; blank cells after the last name are no columns."""
+    while cells and is_blank(cells[-1]):
+        cells = cells[:-1]
+    return [
+        f"(column {column_letter(index)})" if is_blank(cell) else str(cell).strip()
+        for index, cell in enumerate(cells)
+    ]
 
 
 def _csv_record(row: int, header: list[str], cells: list[str], delimiter_name: str) -> SourceRecord:
@@ -220,10 +384,7 @@ def _csv_record(row: int, header: list[str], cells: list[str], delimiter_name: s
                 f"look for a missing or extra {delimiter_name} in this row.",
             )
         )
-    fields: dict[str, object] = {}
-    for name, cell in zip(header, cells, strict=False):  # ragged rows are reported above
-        _add_field(fields, errors, name, cell)
-    return SourceRecord(row=row, fields=fields, errors=tuple(errors))
+    return record_from_cells(row, header, cells, errors)
 
 
 def _json_record(row: int, event: object) -> SourceRecord:
@@ -253,7 +414,7 @@ def _json_record(row: int, event: object) -> SourceRecord:
             )
         )
     for name, value in entries:
-        _add_field(fields, errors, str(name), value)
+        add_field(fields, errors, str(name), value)
     return SourceRecord(row=row, fields=fields, errors=tuple(errors))
 
 
@@ -273,35 +434,6 @@ def _listed_data_values(
             )
 
 
-def _add_field(fields: dict[str, object], errors: list[RecordError], name: str, value: object):
-    """Add a cell; a second non-blank cell under the same name is an error, not an overwrite."""
-    if _is_blank(fields.get(name)):
-        fields[name] = value
-    elif not _is_blank(value):
-        errors.append(
-            RecordError(
-                "DUPLICATE_VALUE",
-                f'"{name}" is given twice in this record; keep only one of them.',
-                field=name,
-                value=str(value),
-            )
-        )
-
-
-def _is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _kind(value: object) -> str:
     kinds = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}
     return kinds.get(type(value), "a number")
-
-
-def _column_letter(index: int) -> str:
-    """The spreadsheet letter of a 0-based column index: 0 -> A, 26 -> AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(ord("A") + remainder) + letters
-    return letters

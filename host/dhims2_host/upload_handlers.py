@@ -13,6 +13,8 @@ import binascii
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
     from dhims2_host.connection import FormContext
     from dhims2_host.dhis2 import Dhis2Client
     from dhims2_host.mapping import PreparedRecord
-    from dhims2_host.records import SourceRecord
+    from dhims2_host.records import RecordSource
     from dhims2_host.sender import BackgroundSender
+    from dhims2_host.sheets import RecordPreparer
     from dhims2_host.store import Store
 
 DEFAULT_PAGE_SIZE = 50
@@ -126,8 +129,7 @@ def upload(message: Message, context: HostContext) -> dict[str, Any]:
     """Validates and queues the records, then returns; the sender takes them to DHIS2."""
     from dhims2_host.service import UploadService
 
-    state, request = _read_request(message, context)
-    with _client(context, state) as client:
+    with _read_request(message, context) as (state, request), _client(context, state) as client:
         service = UploadService(state.store, client, listener=context.push)
         batch_id = service.queue(
             request.prepared, program=request.program, stage=request.stage, source=request.source
@@ -143,17 +145,19 @@ def validate(message: Message, context: HostContext) -> dict[str, Any]:
     """A dry run: the same checks as `upload`, nothing stored and nothing sent."""
     from dhims2_host.service import error_json
 
-    _state, request = _read_request(message, context)
-    prepared = request.prepared
-    invalid = [
-        {"row": record.row, "errors": [error_json(error) for error in record.errors]}
-        for record in prepared
-        if not record.ok
-    ]
+    total = 0
+    invalid = []
+    with _read_request(message, context) as (_state, request):
+        for record in request.prepared:
+            total += 1
+            if not record.ok:
+                invalid.append(
+                    {"row": record.row, "errors": [error_json(error) for error in record.errors]}
+                )
     page = paginate(invalid, page_size=DEFAULT_PAGE_SIZE)
     return {
-        "total": len(prepared),
-        "valid": len(prepared) - len(invalid),
+        "total": total,
+        "valid": total - len(invalid),
         "rejected": len(invalid),
         "records": page.items,
         "next_page": page.next_page,
@@ -245,16 +249,31 @@ class _Request:
     program: str
     stage: str
     source: str
-    prepared: list[PreparedRecord]
+    prepared: Iterator[PreparedRecord]
 
 
-def _read_request(message: Message, context: HostContext) -> tuple[Uploads, _Request]:
-    """The records an `upload` or `validate` carries, read and checked against the program."""
+@contextmanager
+def _read_request(message: Message, context: HostContext) -> Iterator[tuple[Uploads, _Request]]:
+    """The records an `upload` or `validate` carries, prepared as they are read.
+
+    Form, records and sheet all pass through the same column check, template and duplicate
+    rules as `dhims2 upload`, so a row gets the same verdict in the browser as on the CLI.
+    """
+    from dhims2_host.sheets import ColumnError, prepared_records
+
     state = uploads(context)
     _remember_session(state, message)
-    program, stage, source_name, sources = _sources(message, context)
-    form = _form_context(context, state, program, stage)
-    return state, _Request(program, stage, source_name, _prepare(context, form, sources))
+    with _open_source(message, context) as (program, stage, source):
+        form = _form_context(context, state, program, stage)
+        try:
+            prepared = prepared_records(source, _preparer(context, form, message))
+        except ColumnError as error:
+            raise ProtocolError(
+                "INVALID_RECORDS",
+                str(error),
+                {"columns": [{"field": e.field, "message": e.message} for e in error.errors]},
+            ) from None
+        yield state, _Request(program, stage, source.name, prepared)
 
 
 def _records_page(
@@ -287,11 +306,16 @@ def _form_context(
         )
 
 
-def _sources(message: Message, context: HostContext) -> tuple[str, str, str, list[SourceRecord]]:
-    """(program, stage, source name, records) from whichever input the request carries."""
-    from dhims2_host.records import SourceRecord, read_json, read_records
+@contextmanager
+def _open_source(message: Message, context: HostContext) -> Iterator[tuple[str, str, RecordSource]]:
+    """(program, stage, records) from whichever input the request carries."""
+    from dhims2_host.records import RecordSource, SourceRecord, read_json
 
     config = context.config
+    if "sheet" in message:
+        with _opened_sheet(message["sheet"]) as source:
+            yield config.program, config.stage, source
+        return
     if "form" in message:
         form = message["form"]
         fields: dict[str, object] = {
@@ -301,18 +325,20 @@ def _sources(message: Message, context: HostContext) -> tuple[str, str, str, lis
         }
         if "event" in form:
             fields["event"] = form["event"]
-        source = [SourceRecord(row=FORM_ROW, fields=fields)]
-        return form["program"], form["stage"], "Capture form", source
-    if "records" in message:
+        records = [SourceRecord(row=FORM_ROW, fields=fields)]
+        program, stage, name = form["program"], form["stage"], "Capture form"
+    else:
         records = list(read_json(message["records"], source_name="records"))
-        return config.program, config.stage, "records", records
-    sheet = message["sheet"]
-    return config.program, config.stage, sheet["name"], _read_sheet(sheet, read_records)
+        program, stage, name = config.program, config.stage, "records"
+    columns = list(dict.fromkeys(field for record in records for field in record.fields))
+    yield program, stage, RecordSource(name=name, columns=columns, records=iter(records))
 
 
-def _read_sheet(sheet: dict[str, Any], read_records: Any) -> list[SourceRecord]:
-    """Reads an uploaded file through the same readers as the CLI, from a private temp file."""
+@contextmanager
+def _opened_sheet(sheet: dict[str, Any]) -> Iterator[RecordSource]:
+    """An uploaded file read through the CLI's readers, from a private folder deleted after."""
     from dhims2_host.config import data_dir
+    from dhims2_host.records import open_records
 
     try:
         content = base64.b64decode(sheet["content_base64"], validate=True)
@@ -320,34 +346,42 @@ def _read_sheet(sheet: dict[str, Any], read_records: Any) -> list[SourceRecord]:
         raise ProtocolError(
             "INVALID_MESSAGE", "sheet.content_base64 is not base64", {"field": "sheet"}
         ) from None
-    # A private folder keeps the user's file name, so errors name the file the clerk picked.
+    # The folder keeps the user's file name, so errors name the file the clerk picked.
     folder = Path(tempfile.mkdtemp(dir=data_dir(), prefix=".sheet-"))
     name = Path(sheet["name"]).name
     path = folder / (name if name not in ("", ".", "..") else "sheet.csv")
     try:
         path.write_bytes(content)
-        return list(read_records(path))
+        with open_records(path, sheet=sheet.get("sheet")) as source:
+            yield source
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _prepare(
-    context: HostContext, form: FormContext, sources: list[SourceRecord]
-) -> list[PreparedRecord]:
+def _preparer(context: HostContext, form: FormContext, message: Message) -> RecordPreparer:
+    """A Mapper, or the sheet's template bound to the form: a shipped one by name, or inline.
+
+    A template is never read from a path the browser names: that would open any local file.
+    """
     from dhims2_host.mapping import Mapper, RecordDefaults
     from dhims2_host.metadata import REPORT_DATE_DATA_ELEMENT
+    from dhims2_host.templates import Template, load_template, shipped_templates
 
     defaults = RecordDefaults(
         org_unit=context.config.org_unit,
         report_date_from=REPORT_DATE_DATA_ELEMENT.get(form.form.program_uid),
     )
-    mapper = Mapper(form.form, defaults, form.capture_org_units)
-    headers = list(dict.fromkeys(name for source in sources for name in source.fields))
-    column_errors = mapper.check_columns(headers)
-    if column_errors:
+    reference = message.get("sheet", {}).get("template")
+    if reference is None:
+        return Mapper(form.form, defaults, form.capture_org_units)
+    if isinstance(reference, dict):
+        template = Template.from_json(reference, source_name="template")
+    elif reference in shipped_templates():
+        template = load_template(reference)
+    else:
         raise ProtocolError(
-            "INVALID_RECORDS",
-            "; ".join(f"{error.field}: {error.message}" for error in column_errors),
-            {"columns": [{"field": e.field, "message": e.message} for e in column_errors]},
+            "INVALID_MESSAGE",
+            f"no shipped template {reference!r}; send the template itself instead",
+            {"field": "sheet.template"},
         )
-    return [mapper.prepare(source) for source in sources]
+    return template.bind(form.form, defaults, form.capture_org_units)

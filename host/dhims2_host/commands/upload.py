@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dhims2_host.connection import add_server_arguments
+from dhims2_host.store import FAILED, REJECTED, UPDATED
 
 if TYPE_CHECKING:
     from dhims2_host.dhis2 import Dhis2Client
+    from dhims2_host.mapping import PreparedRecord
+    from dhims2_host.records import RecordSource
+    from dhims2_host.sheets import RecordPreparer
     from dhims2_host.store import Store
+    from dhims2_host.templates import Template
+
+# Stored records read at a time when collecting the reasons of a batch's rejected rows.
+_PAGE = 500
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="records as .csv or .json")
+    parser.add_argument("file", type=Path, help="records as .xlsx, .csv (or .tsv, .txt) or .json")
     add_server_arguments(parser)
     parser.add_argument("--program", help="program UID (default from `dhims2 config`)")
     parser.add_argument("--stage", help="program stage UID (default from `dhims2 config`)")
     parser.add_argument("--org-unit", help="org unit UID for records without an orgUnit column")
+    parser.add_argument(
+        "--template",
+        metavar="T",
+        help="mapping template: a .json file or a shipped name (`dhims2 template list`)",
+    )
+    parser.add_argument(
+        "--sheet", metavar="NAME", help="the workbook sheet to read (default: the first)"
+    )
+    parser.add_argument(
+        "--export-invalid",
+        type=Path,
+        metavar="FILE.csv",
+        help="write the rows that were not uploaded to FILE.csv, with the reason for each",
+    )
     parser.add_argument("--batch-size", type=int, help="events per DHIS2 import job (1-1000)")
     parser.add_argument(
         "--dry-run",
@@ -37,11 +61,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dhims2_host.config import load_config
     from dhims2_host.connection import UsageError, open_client, open_store
+    from dhims2_host.templates import load_template
 
     config = load_config()
     batch_size = args.batch_size if args.batch_size is not None else config.batch_size
     if not 1 <= batch_size <= 1000:
         raise UsageError("--batch-size must be between 1 and 1000")
+    template = load_template(args.template) if args.template else None
     with open_client(args, config) as client, open_store() as store:
         return upload_file(
             client,
@@ -55,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
             wait=not args.no_wait,
             timeout=args.timeout,
             as_json=args.json,
+            template=template,
+            sheet=args.sheet,
+            export_invalid=args.export_invalid,
         )
 
 
@@ -71,39 +100,56 @@ def upload_file(
     wait: bool = True,
     timeout: float | None = None,
     as_json: bool = False,
+    template: Template | None = None,
+    sheet: str | None = None,
+    export_invalid: Path | None = None,
 ) -> int:
-    """Reads, validates, queues and sends one file; prints the outcome; returns the exit status."""
+    """Reads, validates, queues and sends one file; prints the outcome; returns the exit status.
+
+    The file is streamed from reading to the store (or, in a dry run, to DHIS2's validation in
+    chunks of `batch_size`), so its length does not change the memory needed.
+    """
     from dhims2_host.connection import UsageError, load_form
     from dhims2_host.mapping import Mapper, RecordDefaults
     from dhims2_host.metadata import REPORT_DATE_DATA_ELEMENT
-    from dhims2_host.records import read_records
+    from dhims2_host.records import open_records
     from dhims2_host.report import ProgressLine, batch_json, exit_status, print_summary
     from dhims2_host.service import UploadService, UploadSettings, run_service
+    from dhims2_host.sheets import prepared_records
 
-    source_records = list(read_records(path))
-    context = load_form(client, store, program, stage)
-    if context.from_cache and not as_json:
-        print("DHIS2 is unreachable: validating with the program saved earlier", file=sys.stderr)
-    defaults = RecordDefaults(
-        org_unit=org_unit, report_date_from=REPORT_DATE_DATA_ELEMENT.get(program)
-    )
-    mapper = Mapper(context.form, defaults, context.capture_org_units)
-    column_errors = mapper.check_columns(_headers(source_records))
-    if column_errors:
-        raise UsageError(
-            f"{path}: " + "; ".join(f"{error.field}: {error.message}" for error in column_errors)
+    if export_invalid is not None and export_invalid.resolve() == Path(path).resolve():
+        raise UsageError("--export-invalid must name another file than the one uploaded")
+    with open_records(path, sheet=sheet) as source:
+        if not as_json:
+            _mention_other_sheets(source, sheet)
+        context = load_form(client, store, program, stage)
+        if context.from_cache and not as_json:
+            print(
+                "DHIS2 is unreachable: validating with the program saved earlier", file=sys.stderr
+            )
+        defaults = RecordDefaults(
+            org_unit=org_unit, report_date_from=REPORT_DATE_DATA_ELEMENT.get(program)
         )
-    prepared = [mapper.prepare(record) for record in source_records]
+        if template is None:
+            preparer: RecordPreparer = Mapper(context.form, defaults, context.capture_org_units)
+        else:
+            preparer = template.bind(context.form, defaults, context.capture_org_units)
+        records = prepared_records(source, preparer)
+        if dry_run:
+            reasons: dict[int, str] = {}
+            status = _dry_run(client, records, reasons, as_json=as_json, chunk_size=batch_size)
+        else:
+            progress = ProgressLine()
+            service = UploadService(
+                store, client, settings=UploadSettings(batch_size=batch_size), listener=progress
+            )
+            batch_id = service.queue(
+                records, program=context.form.program_uid, stage=stage, source=path.name
+            )
     if dry_run:
-        return _dry_run(client, prepared, as_json=as_json)
+        _export(path, sheet, reasons, export_invalid)
+        return status
 
-    progress = ProgressLine()
-    service = UploadService(
-        store, client, settings=UploadSettings(batch_size=batch_size), listener=progress
-    )
-    batch_id = service.queue(
-        prepared, program=context.form.program_uid, stage=stage, source=path.name
-    )
     progress.batch_id = batch_id
     interruption = run_service(service, wait=wait, timeout=timeout)
     progress.finish()
@@ -111,55 +157,105 @@ def upload_file(
         print(json.dumps(batch_json(store, batch_id)))
     else:
         print_summary(store, batch_id)
+        updated = store.batch(batch_id).counts.get(UPDATED, 0)
+        if updated:
+            print(f"  {updated} already in DHIS2, updated")
+    _export(path, sheet, _batch_reasons(store, batch_id), export_invalid)
     if interruption is not None:
         print(f"{interruption}", file=sys.stderr)
         return interruption.exit_status
     return exit_status(store.batch(batch_id))
 
 
-def _headers(records: list[Any]) -> list[str]:
-    seen: dict[str, None] = {}
-    for record in records:
-        seen.update(dict.fromkeys(record.fields))
-    return list(seen)
-
-
-def _dry_run(client: Any, prepared: list[Any], *, as_json: bool) -> int:
-    """Checks the valid records with DHIS2's own validation; nothing is stored there or here."""
-    from dhims2_host.service import error_json, validate_with_server
-    from dhims2_host.store import REJECTED
-
-    server_errors = validate_with_server(client, [record for record in prepared if record.ok])
-    results = []
-    for record in prepared:
-        errors = [error_json(error) for error in record.errors] + server_errors.get(record.row, [])
-        results.append(
-            {
-                "row": record.row,
-                "event": record.event.get("event"),
-                "state": REJECTED if errors else "valid",
-                "errors": errors,
-            }
-        )
-    rejected = sum(1 for result in results if result["state"] == REJECTED)
-    if as_json:
+def _mention_other_sheets(source: RecordSource, chosen: str | None) -> None:
+    others = [name for name in source.sheets if name != source.sheet]
+    if chosen is None and others:
+        names = ", ".join(f'"{name}"' for name in others)
         print(
-            json.dumps(
-                {
-                    "batch": None,
-                    "dry_run": True,
-                    "total": len(results),
-                    "valid": len(results) - rejected,
-                    "rejected": rejected,
-                    "records": results,
-                }
-            )
+            f'Reading sheet "{source.sheet}" of {source.name}; it also has {names}'
+            " (choose one with --sheet)",
+            file=sys.stderr,
         )
-    else:
-        from dhims2_host.report import describe_error
 
-        print(f"Dry run: {len(results) - rejected} of {len(results)} records would be accepted")
-        for result in results:
-            for error in result["errors"]:
-                print(f"  row {result['row']}: {describe_error(error)}")
+
+def _dry_run(
+    client: Dhis2Client,
+    records: Iterable[PreparedRecord],
+    reasons: dict[int, str],
+    *,
+    as_json: bool,
+    chunk_size: int,
+) -> int:
+    """Checks the valid records with DHIS2's own validation, a chunk at a time; nothing is stored
+    there or here. Each record's result is printed as its chunk is done; `reasons` collects why
+    each rejected row would not go."""
+    from dhims2_host.report import describe_error
+    from dhims2_host.service import error_json, validate_with_server
+    from dhims2_host.sheets import reason_text
+
+    total = rejected = 0
+    if as_json:
+        sys.stdout.write('{"batch": null, "dry_run": true, "records": [')
+    for chunk in _chunks(records, chunk_size):
+        server_errors = validate_with_server(client, [record for record in chunk if record.ok])
+        for record in chunk:
+            errors = [error_json(error) for error in record.errors]
+            errors += server_errors.get(record.row, [])
+            if errors:
+                rejected += 1
+                reasons[record.row] = reason_text(errors)
+            if as_json:
+                result = {
+                    "row": record.row,
+                    "event": record.event.get("event"),
+                    "state": REJECTED if errors else "valid",
+                    "errors": errors,
+                }
+                sys.stdout.write(("," if total else "") + "\n" + json.dumps(result))
+            else:
+                for error in errors:
+                    print(f"  row {record.row}: {describe_error(error)}")
+            total += 1
+    counts = {"total": total, "valid": total - rejected, "rejected": rejected}
+    if as_json:
+        print("], " + json.dumps(counts)[1:])
+    else:
+        print(f"Dry run: {total - rejected} of {total} records would be accepted")
     return 1 if rejected else 0
+
+
+def _chunks(records: Iterable[PreparedRecord], size: int) -> Iterator[list[PreparedRecord]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _batch_reasons(store: Store, batch_id: str) -> dict[int, str]:
+    """Row -> why it did not reach DHIS2, for the batch's rejected and failed records."""
+    from dhims2_host.sheets import reason_text
+
+    reasons: dict[int, str] = {}
+    offset = 0
+    while page := store.batch_records(batch_id, offset=offset, limit=_PAGE):
+        for record in page:
+            if record.state in (REJECTED, FAILED):
+                reasons[record.row] = reason_text(record.errors)
+        offset += len(page)
+    return reasons
+
+
+def _export(
+    path: Path, sheet: str | None, reasons: dict[int, str], export_invalid: Path | None
+) -> None:
+    from dhims2_host.connection import UsageError
+    from dhims2_host.sheets import write_invalid_rows
+
+    if export_invalid is None:
+        return
+    try:
+        written = write_invalid_rows(path, reasons, export_invalid, sheet=sheet)
+    except OSError as error:
+        raise UsageError(f"cannot write {export_invalid}: {error.strerror}") from error
+    print(
+        f"{written} rows not uploaded, with the reasons, are in {export_invalid}", file=sys.stderr
+    )
