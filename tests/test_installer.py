@@ -124,11 +124,10 @@ def run_install_py(
     )
 
 
-def test_the_extension_manifest_pins_both_ids_and_asks_only_for_native_messaging() -> None:
+def test_the_extension_manifest_pins_both_ids_the_installer_reads() -> None:
     manifest = json.loads((CHECKOUT / "extension" / "manifest.json").read_text("utf-8"))
     assert manifest["manifest_version"] == 3
-    assert (manifest["name"], manifest["version"]) == ("DHIMS2 Uploader", "0.1.0")
-    assert manifest["permissions"] == ["nativeMessaging"]
+    assert "nativeMessaging" in manifest["permissions"]
     assert manifest["browser_specific_settings"]["gecko"] == {
         "id": GECKO_ID,
         "strict_min_version": "115.0",

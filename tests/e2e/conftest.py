@@ -1,4 +1,5 @@
-"""Browser tests: Debian's Chromium, headless, with a stub extension and the real host.
+"""Browser tests: Debian's Chromium, headless, with the real host and either a stub extension
+or the real one from the checkout.
 
 Each test gets its own HOME, Chromium profile (--user-data-dir) and host folders in tmp.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from extension_browser import EXTENSION, ExtensionBrowser
 from playwright.sync_api import BrowserContext, Playwright, Worker, sync_playwright
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -44,7 +46,8 @@ class BrowserSetup:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
+# Per module: a Playwright left running would stop modules that start their own.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -75,6 +78,8 @@ def write_stub_extension(folder: Path) -> None:
     """The real extension manifest (same key, so the same id) with a tiny service worker."""
     folder.mkdir()
     manifest = json.loads((CHECKOUT / "extension" / "manifest.json").read_text("utf-8"))
+    for page_key in ("action", "options_ui", "icons"):  # files the stub does not have
+        manifest.pop(page_key, None)
     manifest["background"] = {"service_worker": "background.js"}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     (folder / "background.js").write_text(STUB_SERVICE_WORKER, encoding="utf-8")
@@ -103,35 +108,79 @@ def install_host(setup: BrowserSetup) -> Callable[[], Path]:
     return install
 
 
+def start_chromium(playwright: Playwright, setup: BrowserSetup, extension: Path) -> BrowserContext:
+    """Debian's Chromium, headless, on the test's profile, with `extension` loaded unpacked."""
+    return playwright.chromium.launch_persistent_context(
+        str(setup.profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        env=setup.env,
+        args=[
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--disable-extensions-except={extension}",
+            f"--load-extension={extension}",
+        ],
+        ignore_default_args=["--disable-extensions"],
+    )
+
+
+def service_worker(context: BrowserContext) -> Worker:
+    workers = context.service_workers
+    return workers[0] if workers else context.wait_for_event("serviceworker", timeout=15_000)
+
+
 @pytest.fixture
 def launch(playwright: Playwright, setup: BrowserSetup) -> Iterator[Callable[[], Worker]]:
     """Start Chromium with the stub extension; returns the extension's service worker."""
     contexts: list[BrowserContext] = []
 
     def start() -> Worker:
-        context = playwright.chromium.launch_persistent_context(
-            str(setup.profile),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            env=setup.env,
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                f"--disable-extensions-except={setup.extension}",
-                f"--load-extension={setup.extension}",
-            ],
-            ignore_default_args=["--disable-extensions"],
-        )
+        context = start_chromium(playwright, setup, setup.extension)
         contexts.append(context)
-        workers = context.service_workers
-        return workers[0] if workers else context.wait_for_event("serviceworker", timeout=15_000)
+        return service_worker(context)
 
     yield start
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def launch_extension(
+    playwright: Playwright, setup: BrowserSetup
+) -> Iterator[Callable[[], ExtensionBrowser]]:
+    """Start Chromium with the real extension from the checkout; callable again on the same
+    profile after `close()`, as a clerk reopens the browser."""
+    browsers: list[ExtensionBrowser] = []
+
+    def start() -> ExtensionBrowser:
+        context = start_chromium(playwright, setup, EXTENSION)
+        browser = ExtensionBrowser(context, service_worker(context))
+        browsers.append(browser)
+        return browser
+
+    yield start
+    for browser in browsers:
+        browser.close()
+
+
+@pytest.fixture
+def configure_host(setup: BrowserSetup) -> Callable[..., None]:
+    """Save host settings with the `dhims2 config` command, as a user could before installing."""
+
+    def configure(*options: str) -> None:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dhims2"), "config", *options],
+            env=setup.env,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    return configure

@@ -1,0 +1,212 @@
+// "This form": read the Capture tab, show what will be uploaded with the program's labels, upload
+// it, then follow the record until DHIS2 has it, with any rejection shown next to its field.
+import { api } from "../lib/browser.js";
+import { element } from "../lib/dom.js";
+import { plural } from "../lib/status.js";
+import { ask } from "../lib/worker.js";
+import { STATE_LABELS, captureLink, errorList, errorReason, isInDhis2, stateBadge } from "./records.js";
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+const REPORT_DATE = "occurredAt";
+const RECENT_PUSHES = 20;
+
+const message = document.getElementById("form-message");
+const preview = document.getElementById("form-preview");
+const previewScroll = document.getElementById("form-preview-scroll");
+const result = document.getElementById("form-result");
+const uploadButton = document.getElementById("upload-form");
+const readButton = document.getElementById("read-form");
+
+let captured = null; // the worker's capture reply: {form, program, orgUnitName, uploadedBefore}
+let upload = null; // {batch, row, server} once this form is uploaded
+let shownRecord = null; // the uploaded record's latest state
+let senderState = null;
+let recentRecordStates = [];
+
+export function setup() {
+  readButton.addEventListener("click", read);
+  uploadButton.addEventListener("click", uploadForm);
+  read();
+}
+
+export function setStatus(status) {
+  const changed = senderState !== (status.sender?.state ?? null);
+  senderState = status.sender?.state ?? null;
+  // A record waiting to be sent says why it waits: sign-in, DHIMS2 offline, ...
+  if (changed && shownRecord && ["queued", "sending"].includes(shownRecord.state)) showRecord(shownRecord);
+}
+
+/** The tab to read: `?tab=<id>` when the popup is opened as a page, else the active tab. */
+async function targetTab() {
+  const asked = new URLSearchParams(window.location.search).get("tab");
+  if (asked) return Number(asked);
+  const [tab] = await api.tabs.query({ active: true, currentWindow: true });
+  return tab?.id ?? null;
+}
+
+async function read() {
+  captured = null;
+  upload = null;
+  shownRecord = null;
+  previewScroll.hidden = true;
+  result.hidden = true;
+  uploadButton.disabled = true;
+  uploadButton.textContent = "Upload this form";
+  message.textContent = "Reading the form…";
+  const tabId = await targetTab();
+  const reply = tabId === null ? null : await ask("capture", { tabId });
+  if (!reply?.ok) {
+    message.textContent = reply?.error?.message ?? "Open the In-Patient form in DHIS2 Capture first.";
+    return;
+  }
+  captured = reply;
+  renderPreview([]);
+}
+
+function reportDateProblem(occurredAt) {
+  if (!occurredAt) return "The report date is empty: fill it in on the Capture form.";
+  if (!ISO_DATE.test(occurredAt)) return `“${occurredAt}” is not a date as YYYY-MM-DD.`;
+  return null;
+}
+
+// Capture shows yes/no fields as Yes and No; the host gets "true" / "false".
+function shownValue(dataElement, value) {
+  if (dataElement.valueType === "BOOLEAN" || dataElement.valueType === "TRUE_ONLY") {
+    return { true: "Yes", false: "No" }[value] ?? value;
+  }
+  return value;
+}
+
+function previewRow(key, label, value, errors, compulsory = false) {
+  return element(
+    "tr",
+    { dataset: { field: key }, className: errors.length ? "has-error" : null },
+    element(
+      "th",
+      { scope: "row" },
+      label,
+      compulsory ? element("span", { className: "required", title: "required" }, " *") : null,
+    ),
+    element(
+      "td",
+      {},
+      element("span", { className: value ? "value" : "value empty" }, value || "—"),
+      ...errors.map((error) =>
+        element("div", { className: "field-error", role: "note" }, errorReason(error, { withValue: false })),
+      ),
+    ),
+  );
+}
+
+/** Errors go next to their field; those that belong to no field are listed in the result box. */
+function renderPreview(errors) {
+  const { form, program, orgUnitName, uploadedBefore, fromCache } = captured;
+  const errorsFor = (key) => errors.filter((error) => error.dataElement === key);
+  const dateProblem = reportDateProblem(form.occurredAt);
+  const dateErrors = errorsFor(REPORT_DATE);
+  if (dateProblem) dateErrors.push({ message: dateProblem, source: "local" });
+  const rows = [
+    previewRow(REPORT_DATE, "Report date", form.occurredAt, dateErrors, true),
+    previewRow("orgUnit", "Organisation unit", orgUnitName || form.orgUnit, errorsFor("orgUnit")),
+    ...program.dataElements.map((dataElement) =>
+      previewRow(
+        dataElement.uid,
+        dataElement.label,
+        shownValue(dataElement, form.values[dataElement.uid]),
+        errorsFor(dataElement.uid),
+        dataElement.compulsory,
+      ),
+    ),
+  ];
+  preview.tBodies[0].replaceChildren(...rows);
+  previewScroll.hidden = false;
+  preview.querySelector("tr.has-error")?.scrollIntoView({ block: "nearest" });
+  const notes = [`${program.programName}: check the values, then upload.`];
+  if (fromCache) notes.push("DHIMS2 cannot be reached: labels come from the last visit.");
+  if (uploadedBefore) {
+    const when = new Date(uploadedBefore.at).toLocaleString();
+    notes.push(`This same form was uploaded on ${when}; uploading again updates that event, it adds no copy.`);
+  }
+  message.textContent = notes.join(" ");
+  uploadButton.disabled = Boolean(dateProblem) || upload !== null;
+}
+
+function withFieldKeys(errors) {
+  // Errors about the report date name no data element; the preview row for it is "occurredAt".
+  return errors.map((error) =>
+    !error.dataElement && /occurred|report date/i.test(`${error.field ?? ""}`)
+      ? { ...error, dataElement: REPORT_DATE }
+      : error,
+  );
+}
+
+async function uploadForm() {
+  uploadButton.disabled = true;
+  uploadButton.textContent = "Uploading…";
+  const reply = await ask("upload_form", { form: captured.form });
+  if (!reply.ok) {
+    uploadButton.textContent = "Upload this form";
+    const field = reply.error.details?.field ?? "";
+    const error = { ...reply.error, source: "dhims2", field: field.startsWith("form.") ? field.slice(5) : field };
+    showResult("error", "Not uploaded.", withFieldKeys([error]));
+    return;
+  }
+  const [record] = reply.records;
+  upload = { batch: reply.batch.batch, row: record.row, server: reply.batch.server };
+  // Updates travel apart from the reply and may have overtaken it.
+  const overtaken = recentRecordStates.filter((pushed) => isThisUpload(pushed)).at(-1);
+  showRecord(overtaken ?? record);
+}
+
+function resultText(record) {
+  switch (record.state) {
+    case "queued":
+    case "sending":
+      if (senderState === "sign_in_needed") return "Waiting: sign in to DHIMS2 and it goes by itself.";
+      if (senderState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
+      return "Waiting to be sent to DHIS2…";
+    case "importing":
+      return `DHIS2 is importing it (job ${record.job})…`;
+    case "created":
+      return "DHIS2 has this event now.";
+    case "updated":
+      return "DHIS2 already had this event: it was updated, nothing was added twice.";
+    case "rejected":
+      return (
+        `Not accepted: ${plural(record.errors?.length ?? 0, "problem")}, marked next to the fields above. ` +
+        "Correct them in Capture, then press Read the form again."
+      );
+    case "failed":
+      return "DHIS2 did not import it. Use Retry failed under Recent uploads.";
+    default:
+      return STATE_LABELS[record.state] ?? record.state;
+  }
+}
+
+function showRecord(record) {
+  shownRecord = record;
+  uploadButton.textContent = record.state === "rejected" ? "Upload this form" : "Uploaded";
+  const errors = withFieldKeys(record.errors ?? []);
+  showResult(record.state, resultText(record), errors);
+  if (isInDhis2(record.state)) result.append(captureLink(upload.server, record.event));
+}
+
+function showResult(state, text, errors) {
+  const fieldKeys = new Set([REPORT_DATE, "orgUnit", ...(captured?.program.dataElements.map((d) => d.uid) ?? [])]);
+  if (captured) renderPreview(errors.filter((error) => fieldKeys.has(error.dataElement)));
+  const elsewhere = errors.filter((error) => !fieldKeys.has(error.dataElement));
+  result.dataset.state = state;
+  result.replaceChildren(element("p", {}, state in STATE_LABELS ? stateBadge(state) : null, " ", text));
+  if (elsewhere.length) result.append(errorList(elsewhere));
+  result.hidden = false;
+}
+
+function isThisUpload(pushed) {
+  return upload !== null && pushed.batch === upload.batch && pushed.row === upload.row;
+}
+
+export function onPush(pushed) {
+  if (pushed.type !== "record.state") return;
+  recentRecordStates = [...recentRecordStates.slice(-(RECENT_PUSHES - 1)), pushed];
+  if (isThisUpload(pushed)) showRecord(pushed);
+}
