@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from dhims2_host.config import Config, data_dir
 from dhims2_host.dhis2 import (
+    DEFAULT_RETRY,
     Credentials,
     Dhis2Client,
     NotSignedIn,
+    RetryPolicy,
     ServerError,
     ServerUnreachable,
 )
@@ -112,7 +114,14 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
     )
 
 
-def host_client(config: Config, session_cookie: str | None) -> Dhis2Client:
+# A person waiting on the popup is better served by a quick "unreachable" than by a minute of
+# retries; the background sender keeps the patient default.
+INTERACTIVE_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0)
+
+
+def host_client(
+    config: Config, session_cookie: str | None, *, retry: RetryPolicy | None = None
+) -> Dhis2Client:
     """The native host's client: the saved token, or the browser's DHIS2 session (memory only)."""
     if config.auth == "token":
         if not config.token:
@@ -122,4 +131,9 @@ def host_client(config: Config, session_cookie: str | None) -> Dhis2Client:
         if not session_cookie:
             raise NotSignedIn("not signed in: log in to DHIMS2 in this browser")
         credentials = Credentials(session_cookie=session_cookie)
-    return Dhis2Client(config.server, credentials, allow_insecure_http=config.allow_insecure_http)
+    return Dhis2Client(
+        config.server,
+        credentials,
+        allow_insecure_http=config.allow_insecure_http,
+        retry=retry or DEFAULT_RETRY,
+    )

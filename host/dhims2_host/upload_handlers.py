@@ -91,9 +91,9 @@ def _remember_session(state: Uploads, message: Message) -> None:
 
 
 def _client(context: HostContext, state: Uploads) -> Dhis2Client:
-    from dhims2_host.connection import host_client
+    from dhims2_host.connection import INTERACTIVE_RETRY, host_client
 
-    return host_client(context.config, state.session_cookie)
+    return host_client(context.config, state.session_cookie, retry=INTERACTIVE_RETRY)
 
 
 @register("check_connection")
