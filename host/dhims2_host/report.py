@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any, TextIO
 
@@ -10,24 +11,35 @@ from dhims2_host.store import FAILED, REJECTED, BatchSummary, Store
 ERROR_KEYS = ("code", "dataElement", "field", "value", "message")
 
 
-def batch_json(store: Store, batch_id: str) -> dict[str, Any]:
-    """The `--json` shape: counts plus every record with its state and errors."""
-    summary = _summary(store, batch_id)
-    counts = summary.to_json()
-    return {
-        "batch": summary.id,
+def print_batch(store: Store, batch_id: str, *, as_json: bool, out: TextIO = sys.stdout) -> None:
+    """The batch's outcome as one JSON object (`--json`) or as a summary for people."""
+    if as_json:
+        write_batch_json(store, batch_id, out)
+    else:
+        print_summary(store, batch_id, out)
+
+
+def write_batch_json(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None:
+    """The `--json` shape: counts plus every record with its state and errors.
+
+    Written record by record, so a batch of any size is printed in bounded memory.
+    """
+    counts = _summary(store, batch_id).to_json()
+    head = {
+        "batch": batch_id,
         **{key: counts[key] for key in ("total", "created", "updated", "rejected", "failed")},
         "pending": counts["pending"],
-        "records": [
-            {
-                "row": record.row,
-                "event": record.event_uid,
-                "state": record.state,
-                "errors": [{key: error.get(key) for key in ERROR_KEYS} for error in record.errors],
-            }
-            for record in store.batch_records(batch_id)
-        ],
     }
+    out.write(json.dumps(head)[:-1] + ', "records": [')
+    for index, record in enumerate(store.iter_batch_records(batch_id)):
+        entry = {
+            "row": record.row,
+            "event": record.event_uid,
+            "state": record.state,
+            "errors": [{key: error.get(key) for key in ERROR_KEYS} for error in record.errors],
+        }
+        out.write((", " if index else "") + json.dumps(entry))
+    out.write("]}\n")
 
 
 def print_summary(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None:
@@ -40,7 +52,7 @@ def print_summary(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None
         + f", {counts['failed']} failed, {counts['pending']} pending",
         file=out,
     )
-    for record in store.batch_records(batch_id):
+    for record in store.iter_batch_records(batch_id):
         if record.state in (REJECTED, FAILED):
             for error in record.errors:
                 print(f"  row {record.row}: {record.state}: {describe_error(error)}", file=out)

@@ -451,6 +451,13 @@ class Store:
         )
         return [_record(row) for row in rows]
 
+    def iter_batch_records(self, batch_id: str, *, page: int = 1000) -> Iterator[StoredRecord]:
+        """Every record of a batch in row order, read a page at a time to bound memory."""
+        offset = 0
+        while records := self.batch_records(batch_id, offset=offset, limit=page):
+            yield from records
+            offset += len(records)
+
     def batch_jobs(self, batch_id: str) -> list[StoredJob]:
         rows = self._query(
             "SELECT j.* FROM jobs j JOIN batch_jobs bj ON bj.job_id = j.id"

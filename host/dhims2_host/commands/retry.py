@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from dhims2_host.connection import add_server_arguments
 
@@ -18,7 +17,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dhims2_host.commands.status import follow
     from dhims2_host.connection import UsageError, open_store
-    from dhims2_host.report import batch_json, exit_status, print_summary
+    from dhims2_host.report import exit_status, print_batch
 
     with open_store() as store:
         if store.batch(args.batch) is None:
@@ -27,8 +26,5 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{requeued} failed records queued again")
         status = follow(args, store, args.batch)
-        if args.json:
-            print(json.dumps(batch_json(store, args.batch)))
-        else:
-            print_summary(store, args.batch)
+        print_batch(store, args.batch, as_json=args.json)
         return status or exit_status(store.batch(args.batch))

@@ -32,7 +32,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dhims2_host.connection import UsageError, open_store
-    from dhims2_host.report import batch_json, exit_status, print_summary
+    from dhims2_host.report import exit_status, print_batch
 
     with open_store() as store:
         if args.batch is None:
@@ -45,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
         status = 0
         if args.follow and summary.pending:
             status = follow(args, store, args.batch)
-        if args.json:
-            print(json.dumps(batch_json(store, args.batch)))
-        else:
-            print_summary(store, args.batch)
+        print_batch(store, args.batch, as_json=args.json)
         return status or exit_status(store.batch(args.batch))
 
 

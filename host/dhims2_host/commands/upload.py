@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from dhims2_host.templates import Template
 
 # Stored records read at a time when collecting the reasons of a batch's rejected rows.
-_PAGE = 500
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +112,7 @@ def upload_file(
     from dhims2_host.mapping import Mapper, RecordDefaults
     from dhims2_host.metadata import REPORT_DATE_DATA_ELEMENT
     from dhims2_host.records import open_records
-    from dhims2_host.report import ProgressLine, batch_json, exit_status, print_summary
+    from dhims2_host.report import ProgressLine, exit_status, print_batch
     from dhims2_host.service import UploadService, UploadSettings, run_service
     from dhims2_host.sheets import prepared_records
 
@@ -153,10 +152,8 @@ def upload_file(
     progress.batch_id = batch_id
     interruption = run_service(service, wait=wait, timeout=timeout)
     progress.finish()
-    if as_json:
-        print(json.dumps(batch_json(store, batch_id)))
-    else:
-        print_summary(store, batch_id)
+    print_batch(store, batch_id, as_json=as_json)
+    if not as_json:
         updated = store.batch(batch_id).counts.get(UPDATED, 0)
         if updated:
             print(f"  {updated} already in DHIS2, updated")
@@ -234,14 +231,11 @@ def _batch_reasons(store: Store, batch_id: str) -> dict[int, str]:
     """Row -> why it did not reach DHIS2, for the batch's rejected and failed records."""
     from dhims2_host.sheets import reason_text
 
-    reasons: dict[int, str] = {}
-    offset = 0
-    while page := store.batch_records(batch_id, offset=offset, limit=_PAGE):
-        for record in page:
-            if record.state in (REJECTED, FAILED):
-                reasons[record.row] = reason_text(record.errors)
-        offset += len(page)
-    return reasons
+    return {
+        record.row: reason_text(record.errors)
+        for record in store.iter_batch_records(batch_id)
+        if record.state in (REJECTED, FAILED)
+    }
 
 
 def _export(
