@@ -4,6 +4,7 @@ from records and from a sheet, with pushed progress, paged results and resume af
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2_host.synthetic import synthetic_rows, write_csv
 from host_process import Host
+from test_templates import DHIMS2_HEADER, dhims2_row
+from test_xlsx import write_workbook
 
 CHROME_ARGV = ["chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"]
 FIREFOX_ARGV = [
@@ -169,6 +172,140 @@ def test_validate_is_a_dry_run(host: Host, sandbox: Any):
     host.send({"id": "l", "type": "list_batches"})
     listing, _ = reply_to(host, "l")
     assert listing["batches"] == [] and sandbox.stored_events() == []
+
+
+def sheet_of(path: Path, **fields: Any) -> dict[str, Any]:
+    content = base64.b64encode(path.read_bytes()).decode()
+    return {"name": path.name, "content_base64": content, **fields}
+
+
+def dhims2_workbook(path: Path, *sheets: tuple[str, list[dict[str, object]]]) -> Path:
+    tables = {
+        title: [DHIMS2_HEADER, *([row.get(column) for column in DHIMS2_HEADER] for row in rows)]
+        for title, rows in sheets
+    }
+    return write_workbook(path, tables)
+
+
+def march_rows() -> list[dict[str, object]]:
+    """Seven patients in the DHIMS2 layout; the sheet's rows 3, 5, 6 and 8 are invalid."""
+    rows = [dhims2_row(index) for index in range(6)]
+    rows[1]["Gender"] = "Malee"
+    rows[3]["Principal Diagnosis"] = "Tetanus(A99)"
+    rows[4]["Age"] = "old"
+    rows.append(dhims2_row(0, **{"Address/Locality": "Keta"}))  # admitted twice
+    return rows
+
+
+def test_list_templates_names_the_shipped_layouts(host: Host):
+    host.send({"id": "t", "type": "list_templates"})
+    reply, _ = reply_to(host, "t")
+    [inpatient] = [t for t in reply["templates"] if t["name"] == "dhims2-inpatient"]
+    assert inpatient["title"] == "The DHIMS2 In-Patient Morbidity and Mortality sheet"
+    assert inpatient["description"].startswith(inpatient["title"] + ":")
+    host.send({"id": "x", "type": "list_templates", "page": 1})
+    refused, _ = reply_to(host, "x")
+    assert refused["error"]["code"] == "INVALID_MESSAGE"
+    assert refused["error"]["details"]["field"] == "page"
+
+
+def test_validate_shows_a_workbooks_invalid_rows_page_by_page_and_its_sheets(
+    host: Host, sandbox: Any, tmp_path: Path
+):
+    april = [dhims2_row(index) for index in range(10, 12)]
+    path = dhims2_workbook(tmp_path / "ward.xlsx", ("March", march_rows()), ("April", april))
+    sheet = sheet_of(path, template="dhims2-inpatient")
+    host.send({"id": "v", "type": "validate", "sheet": sheet, "page_size": 3})
+    reply, _ = reply_to(host, "v")
+    assert (reply["total"], reply["valid"], reply["rejected"]) == (7, 3, 4)
+    assert (reply["sheet"], reply["sheets"]) == ("March", ["March", "April"])
+    assert [record["row"] for record in reply["records"]] == [3, 5, 6]
+    assert reply["next_page"] == 3
+    [gender] = reply["records"][0]["errors"]
+    assert (gender["field"], gender["value"]) == ("Gender", "Malee")
+    assert 'did you mean "Male"' in gender["message"]
+
+    host.send({"id": "v2", "type": "validate", "sheet": sheet, "page": 3, "page_size": 3})
+    rest, _ = reply_to(host, "v2")
+    [duplicate] = rest["records"]
+    assert duplicate["row"] == 8 and duplicate["errors"][0]["code"] == "DUPLICATE_RECORD"
+    assert rest["next_page"] is None
+
+    host.send({"id": "a", "type": "validate", "sheet": {**sheet, "sheet": "april"}})
+    chosen, _ = reply_to(host, "a")
+    assert (chosen["sheet"], chosen["valid"], chosen["rejected"]) == ("April", 2, 0)
+    host.send({"id": "l", "type": "list_batches"})
+    listing, _ = reply_to(host, "l")
+    assert listing["batches"] == [] and sandbox.stored_events() == []
+    assert sandbox.request_count("POST", "/api/tracker") == 0
+
+
+def test_validate_exports_the_invalid_rows_with_their_reasons(host: Host, tmp_path: Path):
+    path = dhims2_workbook(tmp_path / "ward march.xlsx", ("March", march_rows()))
+    sheet = sheet_of(path, template="dhims2-inpatient")
+    host.send({"id": "e", "type": "validate", "sheet": sheet, "export": True})
+    reply, _ = reply_to(host, "e")
+    export = reply["export"]
+    assert (export["name"], export["rows"]) == ("ward march-invalid-rows.csv", 4)
+    content = base64.b64decode(export["content_base64"])
+    assert content.startswith(b"\xef\xbb\xbf"), "Excel needs the BOM to read UTF-8"
+    header, *rows = csv.reader(content.decode("utf-8-sig").splitlines())
+    assert header == ["Source row", *DHIMS2_HEADER, "Reason not uploaded"]
+    assert [row[0] for row in rows] == ["3", "5", "6", "8"]
+    assert rows[0][1 + DHIMS2_HEADER.index("Gender")] == "Malee"
+    reasons = {row[0]: row[-1] for row in rows}
+    assert 'did you mean "Male"' in reasons["3"]
+    assert "no option has the code A99" in reasons["5"]
+    assert "is not an age with its unit" in reasons["6"]
+    assert (
+        reasons["8"] == "Same Patient No. and Date of Admission as row 2: only row 2 is uploaded."
+    )
+    assert [record["row"] for record in reply["records"]] == [3, 5, 6, 8]
+
+
+def test_an_export_too_big_for_the_browser_names_the_command_instead(host: Host, tmp_path: Path):
+    rows = list(synthetic_rows(60, tag="X"))
+    for row in rows:
+        row.update({"Address": "x" * 10_000, "Gender (morbidity/mortality)": "Malee"})
+    path = write_csv(tmp_path / "big.csv", rows)
+    host.send({"id": "e", "type": "validate", "sheet": sheet_of(path), "export": True})
+    reply, _ = reply_to(host, "e")
+    error = reply["error"]
+    assert error["code"] == "MESSAGE_TOO_LARGE"
+    command = "dhims2 upload big.csv --dry-run --export-invalid invalid-rows.csv"
+    assert error["details"]["command"] == command and command in error["message"]
+    assert "xxxxxxxx" not in json.dumps(reply)
+
+
+def test_validate_refuses_what_it_cannot_check_naming_the_fault(host: Host, tmp_path: Path):
+    host.send({"id": "f", "type": "validate", "form": captured_form(), "export": True})
+    reply, _ = reply_to(host, "f")
+    assert reply["error"]["code"] == "INVALID_MESSAGE"
+    assert reply["error"]["details"]["field"] == "export"
+
+    path = dhims2_workbook(tmp_path / "ward.xlsx", ("Notes", []), ("March", march_rows()))
+    host.send({"id": "c", "type": "validate", "sheet": sheet_of(path, sheet="March")})
+    reply, _ = reply_to(host, "c")
+    error = reply["error"]
+    assert error["code"] == "INVALID_RECORDS"
+    faults = {column["field"]: column["message"] for column in error["details"]["columns"]}
+    assert 'did you mean "Patient number"' in faults["Patient No."]
+    assert (error["details"]["sheet"], error["details"]["sheets"]) == ("March", ["Notes", "March"])
+
+    for template in (
+        {"name": "ward-a"},
+        {"formatVersion": 1, "name": "ward-a", "columns": {"Sex": {"dataElement": "Shoe size"}}},
+    ):
+        sheet = sheet_of(path, sheet="March", template=template)
+        host.send({"id": "t", "type": "validate", "sheet": sheet})
+        reply, _ = reply_to(host, "t")
+        assert reply["error"]["code"] == "INVALID_MESSAGE", reply
+        assert reply["error"]["details"]["field"] == "sheet.template"
+    assert "Shoe size" in reply["error"]["message"]
+
+    host.send({"id": "u", "type": "upload", "sheet": sheet_of(path), "export": True})
+    reply, _ = reply_to(host, "u")
+    assert reply["error"]["details"]["field"] == "export"
 
 
 def test_a_sheet_upload_with_paged_results(host: Host, sandbox: Any, tmp_path: Path):

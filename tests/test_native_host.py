@@ -33,6 +33,7 @@ ALL_TYPES = sorted(
         "get_config",
         "get_program",
         "list_batches",
+        "list_templates",
         "ping",
         "retry",
         "upload",

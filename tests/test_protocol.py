@@ -43,6 +43,7 @@ VALID = {
     ],
     "check_connection": [{}, {"session_cookie": "JSESSIONID=synthetic"}],
     "get_program": [{}, {"program": "fFYTJRzD2qq", "stage": "LR7JT7ZNg8E"}],
+    "list_templates": [{}],
     "upload": [
         {"form": FORM},
         {"form": {**FORM, "occurredAt": "2025-03-01T10:00:00.000", "event": "a1234567890"}},

@@ -1,4 +1,5 @@
-"""Message types that reach DHIS2 or the upload store: connection, program, upload and batches.
+"""Message types that reach DHIS2 or the upload store: connection, program, upload, its dry
+run with the templates it may use, and batches.
 
 Handlers stay thin: they turn a request into records, queue them in the store and wake the
 background sender, whose pushed `record.state`, `batch.progress`, `job.progress` and
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dhims2_host.handlers import HostContext, Message, register
-from dhims2_host.protocol import ProtocolError, paginate
+from dhims2_host.protocol import PAGE_BUDGET_BYTES, ProtocolError, paginate
 
 if TYPE_CHECKING:
     from dhims2_host.connection import FormContext
@@ -31,12 +34,17 @@ if TYPE_CHECKING:
     from dhims2_host.sender import BackgroundSender
     from dhims2_host.sheets import RecordPreparer
     from dhims2_host.store import Store
+    from dhims2_host.templates import Template
 
 DEFAULT_PAGE_SIZE = 50
 JOBS_SHOWN = 50
 MESSAGES_SHOWN = 15
 SENDER_STOP_SECONDS = 2.0
 FORM_ROW = 1
+# An export of invalid rows rides in a `validate` reply beside a page of rows, under the 1 MiB
+# a reply may hold; a longer one is for the command line.
+MAX_EXPORT_BASE64 = 700_000
+TITLE_LENGTH = 80
 
 
 @dataclass
@@ -142,9 +150,19 @@ def upload(message: Message, context: HostContext) -> dict[str, Any]:
 
 @register("validate")
 def validate(message: Message, context: HostContext) -> dict[str, Any]:
-    """A dry run: the same checks as `upload`, nothing stored and nothing sent."""
+    """A dry run: the same checks as `upload`, nothing stored and nothing sent.
+
+    For a sheet the reply also names the workbook's sheets, and with `export` it carries the
+    invalid rows as CSV with their reasons, written as `dhims2 upload --export-invalid` does.
+    """
     from dhims2_host.service import error_json
 
+    if message.get("export") and "sheet" not in message:
+        raise ProtocolError(
+            "INVALID_MESSAGE",
+            "export: only the invalid rows of a sheet can be exported",
+            {"field": "export", "rule": "sheet"},
+        )
     total = 0
     invalid = []
     with _read_request(message, context) as (_state, request):
@@ -154,14 +172,92 @@ def validate(message: Message, context: HostContext) -> dict[str, Any]:
                 invalid.append(
                     {"row": record.row, "errors": [error_json(error) for error in record.errors]}
                 )
-    page = paginate(invalid, page_size=DEFAULT_PAGE_SIZE)
-    return {
+        export = _invalid_rows_export(message, request, invalid) if message.get("export") else None
+    budget = PAGE_BUDGET_BYTES - (len(export["content_base64"]) if export else 0)
+    page = paginate(
+        invalid,
+        page=message.get("page", 0),
+        page_size=message.get("page_size", DEFAULT_PAGE_SIZE),
+        budget_bytes=budget,
+    )
+    reply: dict[str, Any] = {
         "total": total,
         "valid": total - len(invalid),
         "rejected": len(invalid),
         "records": page.items,
         "next_page": page.next_page,
     }
+    if "sheet" in message:
+        reply.update(sheet=request.sheet, sheets=list(request.sheets))
+    if export is not None:
+        reply["export"] = export
+    return reply
+
+
+@register("list_templates")
+def list_templates(message: Message, context: HostContext) -> dict[str, Any]:
+    """The mapping templates shipped with the host, for the popup's choice of column layout."""
+    from dhims2_host.templates import load_template, shipped_templates
+
+    listed = []
+    for name in shipped_templates():
+        template = load_template(name)
+        title = _template_title(template)
+        listed.append({"name": name, "title": title, "description": template.description})
+    return {"templates": listed}
+
+
+def _template_title(template: Template) -> str:
+    """A template's name for a choice list: its description's first clause ("The DHIMS2
+    In-Patient Morbidity and Mortality sheet: ..."), else its name."""
+    first_clause = re.split(r"[:;]|\.(?:\s|$)", template.description, maxsplit=1)[0].strip()
+    if len(first_clause) > TITLE_LENGTH:
+        first_clause = first_clause[: TITLE_LENGTH - 1].rstrip() + "…"
+    return first_clause or template.name
+
+
+def _invalid_rows_export(
+    message: Message, request: _Request, invalid: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The sheet's invalid rows as CSV with a reason column, from a private folder deleted after;
+    MESSAGE_TOO_LARGE, naming the command that writes the file instead, when it would not fit."""
+    from dhims2_host.config import data_dir
+    from dhims2_host.sheets import reason_text, write_invalid_rows
+
+    assert request.file is not None
+    reasons = {item["row"]: reason_text(item["errors"]) for item in invalid}
+    with tempfile.TemporaryDirectory(dir=data_dir(), prefix=".export-") as folder:
+        out_path = Path(folder) / "invalid.csv"
+        rows = write_invalid_rows(request.file, reasons, out_path, sheet=request.sheet)
+        size = out_path.stat().st_size
+        # base64 writes 4 characters for every 3 bytes, and for a last group of 1 or 2.
+        if 4 * -(-size // 3) > MAX_EXPORT_BASE64:
+            command = _dry_run_command(message["sheet"], request.sheet)
+            raise ProtocolError(
+                "MESSAGE_TOO_LARGE",
+                f"the {rows} invalid rows are too many to hand to the browser; write them to a "
+                f"file on this computer with: {command}",
+                {"rows": rows, "bytes": size, "command": command},
+            )
+        content = out_path.read_bytes()
+    return {
+        "name": f"{Path(request.source).stem}-invalid-rows.csv",
+        "content_base64": base64.b64encode(content).decode("ascii"),
+        "rows": rows,
+    }
+
+
+def _dry_run_command(sheet: dict[str, Any], sheet_read: str | None) -> str:
+    """The `dhims2` command that checks the same file the same way and exports its invalid rows."""
+    words = ["dhims2", "upload", shlex.quote(Path(sheet["name"]).name)]
+    template = sheet.get("template")
+    if isinstance(template, str):
+        words += ["--template", shlex.quote(template)]
+    elif template is not None:
+        words += ["--template", "TEMPLATE.json"]
+    if sheet_read is not None:
+        words += ["--sheet", shlex.quote(sheet_read)]
+    return " ".join([*words, "--dry-run", "--export-invalid", "invalid-rows.csv"])
 
 
 @register("list_batches")
@@ -250,6 +346,11 @@ class _Request:
     stage: str
     source: str
     prepared: Iterator[PreparedRecord]
+    # A sheet's file, kept until the request ends so its rows can be read again for an export;
+    # the workbook sheet being read, and all of the workbook's sheets.
+    file: Path | None = None
+    sheet: str | None = None
+    sheets: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -263,17 +364,22 @@ def _read_request(message: Message, context: HostContext) -> Iterator[tuple[Uplo
 
     state = uploads(context)
     _remember_session(state, message)
-    with _open_source(message, context) as (program, stage, source):
+    with _open_source(message, context) as (program, stage, source, file):
         form = _form_context(context, state, program, stage)
         try:
             prepared = prepared_records(source, _preparer(context, form, message))
         except ColumnError as error:
+            # The workbook's sheets let the clerk pick another sheet when this one is not the table.
+            columns = [{"field": e.field, "message": e.message} for e in error.errors]
             raise ProtocolError(
                 "INVALID_RECORDS",
                 str(error),
-                {"columns": [{"field": e.field, "message": e.message} for e in error.errors]},
+                {"columns": columns, "sheet": source.sheet, "sheets": list(source.sheets)},
             ) from None
-        yield state, _Request(program, stage, source.name, prepared)
+        yield (
+            state,
+            _Request(program, stage, source.name, prepared, file, source.sheet, source.sheets),
+        )
 
 
 def _records_page(
@@ -307,14 +413,17 @@ def _form_context(
 
 
 @contextmanager
-def _open_source(message: Message, context: HostContext) -> Iterator[tuple[str, str, RecordSource]]:
-    """(program, stage, records) from whichever input the request carries."""
+def _open_source(
+    message: Message, context: HostContext
+) -> Iterator[tuple[str, str, RecordSource, Path | None]]:
+    """(program, stage, records, the sheet's file or None) from whichever input the request
+    carries."""
     from dhims2_host.records import RecordSource, SourceRecord, read_json
 
     config = context.config
     if "sheet" in message:
-        with _opened_sheet(message["sheet"]) as source:
-            yield config.program, config.stage, source
+        with _opened_sheet(message["sheet"]) as (source, file):
+            yield config.program, config.stage, source, file
         return
     if "form" in message:
         form = message["form"]
@@ -331,11 +440,11 @@ def _open_source(message: Message, context: HostContext) -> Iterator[tuple[str, 
         records = list(read_json(message["records"], source_name="records"))
         program, stage, name = config.program, config.stage, "records"
     columns = list(dict.fromkeys(field for record in records for field in record.fields))
-    yield program, stage, RecordSource(name=name, columns=columns, records=iter(records))
+    yield program, stage, RecordSource(name=name, columns=columns, records=iter(records)), None
 
 
 @contextmanager
-def _opened_sheet(sheet: dict[str, Any]) -> Iterator[RecordSource]:
+def _opened_sheet(sheet: dict[str, Any]) -> Iterator[tuple[RecordSource, Path]]:
     """An uploaded file read through the CLI's readers, from a private folder deleted after."""
     from dhims2_host.config import data_dir
     from dhims2_host.records import open_records
@@ -353,7 +462,7 @@ def _opened_sheet(sheet: dict[str, Any]) -> Iterator[RecordSource]:
     try:
         path.write_bytes(content)
         with open_records(path, sheet=sheet.get("sheet")) as source:
-            yield source
+            yield source, path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -365,7 +474,7 @@ def _preparer(context: HostContext, form: FormContext, message: Message) -> Reco
     """
     from dhims2_host.mapping import Mapper, RecordDefaults
     from dhims2_host.metadata import REPORT_DATE_DATA_ELEMENT
-    from dhims2_host.templates import Template, load_template, shipped_templates
+    from dhims2_host.templates import Template, TemplateError, load_template, shipped_templates
 
     defaults = RecordDefaults(
         org_unit=context.config.org_unit,
@@ -374,14 +483,18 @@ def _preparer(context: HostContext, form: FormContext, message: Message) -> Reco
     reference = message.get("sheet", {}).get("template")
     if reference is None:
         return Mapper(form.form, defaults, form.capture_org_units)
-    if isinstance(reference, dict):
-        template = Template.from_json(reference, source_name="template")
-    elif reference in shipped_templates():
-        template = load_template(reference)
-    else:
+    if not isinstance(reference, dict) and reference not in shipped_templates():
         raise ProtocolError(
             "INVALID_MESSAGE",
             f"no shipped template {reference!r}; send the template itself instead",
             {"field": "sheet.template"},
         )
-    return template.bind(form.form, defaults, form.capture_org_units)
+    # A template that is malformed or does not fit this server's form is the request's fault.
+    try:
+        if isinstance(reference, dict):
+            template = Template.from_json(reference, source_name="template")
+        else:
+            template = load_template(reference)
+        return template.bind(form.form, defaults, form.capture_org_units)
+    except TemplateError as error:
+        raise ProtocolError("INVALID_MESSAGE", str(error), {"field": "sheet.template"}) from None

@@ -248,8 +248,11 @@ def test_a_spreadsheet_is_uploaded_and_its_rejected_row_names_the_field(
     browser, _tab = signed_in_browser()
     popup = browser.open_popup()
     popup.set_input_files("#sheet-file", str(sheet))
-    popup.get_by_role("button", name="Upload spreadsheet").click()
-    expect(popup.locator("#sheet-message")).to_contain_text("4 records read; 1 record rejected")
+    expect(popup.locator("#sheet-message")).to_contain_text("4 rows: 3 valid, 1 invalid")
+    popup.get_by_role("button", name="Upload 3 valid rows").click()
+    expect(popup.locator("#sheet-message")).to_contain_text(
+        "3 rows on the way to DHIS2; 1 invalid row not sent"
+    )
     batch = popup.locator("li.batch").first
     expect(batch.locator(".batch-counts")).to_have_text("3 created · 1 rejected")
     expect(batch.locator("progress")).to_have_attribute("value", "4")
