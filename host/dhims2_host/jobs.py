@@ -25,6 +25,7 @@ FORGOTTEN = "forgotten"
 RUNNING = "running"
 
 BACKOFF_FACTOR = 1.5
+RUNNING_MAX_POLL = 1.0
 # A job that ended with an exception never gets a report; this many 404s after its ERROR
 # completion (spread over a few growing poll intervals) tell it apart from a report that is late.
 REPORT_MISSES_BEFORE_FAILED = 5
@@ -266,10 +267,13 @@ class JobFollower:
         return None
 
     def _schedule(self, job: _TrackedJob, now: float, changed: bool) -> None:
+        # A running job can finish any moment and the clerk is watching: it is never left more
+        # than RUNNING_MAX_POLL unpolled. Only jobs still waiting in the queue back off further.
+        ceiling = min(self._max_poll, RUNNING_MAX_POLL) if job.started else self._max_poll
         if changed:
             job.interval = self._first_poll
         else:
-            job.interval = min(job.interval * BACKOFF_FACTOR, self._max_poll)
+            job.interval = min(job.interval * BACKOFF_FACTOR, ceiling)
         job.next_poll_at = now + job.interval
 
 

@@ -451,7 +451,7 @@ class Store:
         )
         return [_record(row) for row in rows]
 
-    def iter_batch_records(self, batch_id: str, *, page: int = 1000) -> Iterator[StoredRecord]:
+    def iter_batch_records(self, batch_id: str, *, page: int = 200) -> Iterator[StoredRecord]:
         """Every record of a batch in row order, read a page at a time to bound memory."""
         offset = 0
         while records := self.batch_records(batch_id, offset=offset, limit=page):

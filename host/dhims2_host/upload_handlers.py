@@ -434,13 +434,20 @@ def _open_source(
         }
         if "event" in form:
             fields["event"] = form["event"]
-        records = [SourceRecord(row=FORM_ROW, fields=fields)]
-        program, stage, name = form["program"], form["stage"], "Capture form"
-    else:
-        records = list(read_json(message["records"], source_name="records"))
-        program, stage, name = config.program, config.stage, "records"
-    columns = list(dict.fromkeys(field for record in records for field in record.fields))
-    yield program, stage, RecordSource(name=name, columns=columns, records=iter(records)), None
+        source = RecordSource("Capture form", list(fields), iter([SourceRecord(FORM_ROW, fields)]))
+        yield form["program"], form["stage"], source, None
+        return
+    # The message is already in memory: read it twice (columns first, then records as they are
+    # queued) rather than keep a second, prepared copy of every record.
+    columns = list(
+        dict.fromkeys(
+            field
+            for record in read_json(message["records"], source_name="records")
+            for field in record.fields
+        )
+    )
+    records = read_json(message["records"], source_name="records")
+    yield config.program, config.stage, RecordSource("records", columns, records), None
 
 
 @contextmanager
