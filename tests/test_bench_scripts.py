@@ -1,0 +1,117 @@
+"""Every benchmark script still runs end to end: each is run in its --quick mode, as a user would
+run it, and must print the machine it ran on and every figure BENCHMARKS.md quotes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = ("upload.py", "status_latency.py", "host.py")
+TIMEOUT = 120
+FIGURE = re.compile(r"^  (?P<label>[^:]+):\s+(?P<value>\S.*)$")
+SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
+MILLISECONDS = re.compile(r"^(\d+) ms$")
+MULTIPLE = re.compile(r"^(\d+(?:\.\d+)?)x")
+MEBIBYTES = re.compile(r"^(\d+(?:\.\d+)?) MiB$")
+
+Sections = dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def outputs() -> Iterator[dict[str, str]]:
+    """The three scripts run side by side: they mostly wait on their sandboxes."""
+    processes = {
+        script: subprocess.Popen(
+            [sys.executable, str(BENCH / script), "--quick"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for script in SCRIPTS
+    }
+    try:
+        results = {}
+        for script, process in processes.items():
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, f"{script} failed:\n{stderr}"
+            results[script] = stdout
+        yield results
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def sections(output: str) -> Sections:
+    """{section title: {figure label: value}} from a script's printed report."""
+    found: Sections = {}
+    current: dict[str, str] | None = None
+    for line in output.splitlines():
+        if line.startswith("== ") and line.endswith(" =="):
+            current = found.setdefault(line[3:-3], {})
+        elif (match := FIGURE.match(line)) and current is not None:
+            current[match["label"]] = match["value"]
+    return found
+
+
+def number(pattern: re.Pattern[str], text: str) -> float:
+    match = pattern.search(text)
+    assert match, f"no number in {text!r}"
+    return float(match[1])
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_each_script_names_the_machine(outputs: dict[str, str], script: str):
+    machine = sections(outputs[script])["Machine"]
+    assert machine["CPU"] and int(machine["logical cores"]) >= 1
+    assert machine["Python"].startswith(("CPython 3.", "PyPy 3."))
+
+
+def test_upload_compares_engine_per_record_and_server_busy_time(outputs: dict[str, str]):
+    found = sections(outputs["upload.py"])
+    assert "80 ms round trip" in found["Setup"]["server (sandbox, own process)"]
+    for size in ("20 records", "60 records"):
+        figures = found[size]
+        assert "records/s" in figures["ours, total"]
+        assert number(SECONDS, figures["ours, total"]) > 0
+        assert number(SECONDS, figures["server busy for our jobs"]) > 0
+        # No client can beat the server's own processing time for the same records.
+        assert number(MULTIPLE, figures["ours / server busy"]) >= 1.0
+        assert "extrapolated" in figures["per-record strategy, total"]
+        assert number(MULTIPLE, figures["ours vs per-record"]) > 0
+        assert figures["ours within 1.3x of server busy"].startswith(("met", "MISSED"))
+
+
+def test_status_latency_prints_median_and_p95_per_scenario(outputs: dict[str, str]):
+    found = sections(outputs["status_latency.py"])
+    scenarios = [title for title in found if title not in ("Machine", "Setup")]
+    assert len(scenarios) == 3
+    for title in scenarios:
+        figures = found[title]
+        assert int(figures["jobs"]) >= 1
+        median = number(MILLISECONDS, figures["median"])
+        assert 0 <= median <= number(MILLISECONDS, figures["p95"])
+        assert figures["median under 1 s"].startswith(("met", "MISSED"))
+
+
+def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
+    found = sections(outputs["host.py"])
+    hello = found["dhims2-host spawn to hello, 3 runs"]
+    assert number(MILLISECONDS, hello["median"]) > 0
+    assert number(MEBIBYTES, hello["idle host peak memory (median)"]) > 1
+    for title in (
+        "dhims2-host: `upload` with `records`, sent to the end",
+        "dhims2-host: `upload` with `sheet`, sent to the end",
+        "dhims2 upload of a CSV file, sent to the end",
+    ):
+        figures = found[title]
+        assert number(MEBIBYTES, figures["peak memory, 200 records"]) > 1
+        assert number(MULTIPLE, figures["peak ratio 200 / 50 records"]) > 0
+        assert figures["memory flat as records grow"].startswith(("met", "MISSED"))
