@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,3 +107,16 @@ def inpatient_event() -> Callable[..., dict[str, Any]]:
         return event
 
     return build
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a real `dhims2` or `dhims2-host` process: the user's own settings
+    left out, and its config, data and log folders private to the test."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("DHIMS2_")}
+    environment.update(
+        DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
+        DHIMS2_DATA_DIR=str(tmp_path / "data"),
+        DHIMS2_LOG_DIR=str(tmp_path / "logs"),
+    )
+    return environment

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,17 +14,6 @@ import pytest
 from dhims2_host.synthetic import synthetic_rows, write_csv
 
 PYTHON = sys.executable
-
-
-@pytest.fixture
-def env(tmp_path):
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("DHIMS2_")}
-    environment.update(
-        DHIMS2_DATA_DIR=str(tmp_path / "data"),
-        DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
-        DHIMS2_LOG_DIR=str(tmp_path / "logs"),
-    )
-    return environment
 
 
 def dhims2(*args, env, timeout=120, stdin=None):

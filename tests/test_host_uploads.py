@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,6 @@ FIREFOX_ARGV = [
     "uploader@dhims2.org",
 ]
 GENDER = "fg8sMCaTOrK"
-
-
-@pytest.fixture
-def env(tmp_path: Path, sandbox: Any) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DHIMS2_")}
-    environment.update(
-        DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
-        DHIMS2_DATA_DIR=str(tmp_path / "data"),
-        DHIMS2_LOG_DIR=str(tmp_path / "logs"),
-    )
-    return environment
 
 
 def start_host(env: dict[str, str], argv: list[str] = CHROME_ARGV) -> Host:

@@ -27,7 +27,6 @@ from dhims2_host.sheets import (
 )
 from dhims2_host.synthetic import in_patient_form
 from test_cli import dhims2, server_args
-from test_cli import env as env  # the fixture: a private data, config and log folder
 from test_mapping import VALID_ROW
 from test_templates import DHIMS2_HEADER, dhims2_row, dhims2_sheet
 from test_xlsx import write_workbook
