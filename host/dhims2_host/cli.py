@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Files the command writes (the store, exported rows) hold patient data: owner-only.
+    os.umask(0o077)
     try:
         return importlib.import_module(args.command_module).run(args)
     except KeyboardInterrupt:

@@ -31,6 +31,8 @@ PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
 class UsageError(Exception):
     """The command cannot run as asked; the message says what to pass instead."""
 
+    code = "INVALID_INPUT"  # the protocol error code a reply carries for it
+
 
 @dataclass(frozen=True)
 class FormContext:
@@ -107,8 +109,12 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
         store.cache_put(program_key, metadata)
         store.cache_put(scope_key, scope)
         from_cache = False
+    try:
+        form = ProgramForm.from_metadata(metadata, stage)
+    except ValueError as error:
+        raise UsageError(f"program {program} on {client.base_url}: {error}") from None
     return FormContext(
-        form=ProgramForm.from_metadata(metadata, stage),
+        form=form,
         capture_org_units=frozenset(scope) if scope is not None else None,
         from_cache=from_cache,
     )

@@ -45,7 +45,6 @@ class JobOutcome:
 @dataclass
 class _TrackedJob:
     job_id: str
-    position: int
     submitted_at: float
     interval: float
     next_poll_at: float
@@ -62,9 +61,13 @@ class _TrackedJob:
 
 @dataclass
 class _QueueEvidence:
-    """What all followed jobs together say about the server's single import queue."""
+    """What all jobs followed so far say about the server's single import queue.
 
-    latest_started_position: int = -1
+    Kept across `follow` calls: a caller that follows again after each finished job must not
+    forget that a later job has already started.
+    """
+
+    latest_started_submitted_at: float = -math.inf
     last_progress_at: float = -math.inf
 
 
@@ -78,7 +81,7 @@ class JobFollower:
         first_poll: float = 0.2,
         max_poll: float = 5.0,
         report_grace: float = 30.0,
-        forget_after: float = 600.0,
+        forget_after: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -99,6 +102,7 @@ class JobFollower:
         self._forget_after = float(forget_after)
         self._clock = clock
         self._sleep = sleep
+        self._evidence = _QueueEvidence()
 
     def follow(
         self,
@@ -145,7 +149,6 @@ class JobFollower:
             tracked.append(
                 _TrackedJob(
                     job_id=job_id,
-                    position=position,
                     submitted_at=submitted_at,
                     interval=self._first_poll,
                     next_poll_at=submitted_at + self._first_poll,
@@ -161,7 +164,7 @@ class JobFollower:
         stop: threading.Event | None,
     ) -> Iterator[JobOutcome]:
         deadline = None if timeout is None else self._clock() + timeout
-        evidence = _QueueEvidence()
+        evidence = self._evidence
         while pending:
             now = self._clock()
             if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
@@ -206,7 +209,9 @@ class JobFollower:
         changed = messages != job.messages
         job.messages = messages
         job.started = True
-        evidence.latest_started_position = max(evidence.latest_started_position, job.position)
+        evidence.latest_started_submitted_at = max(
+            evidence.latest_started_submitted_at, job.submitted_at
+        )
         if changed:
             evidence.last_progress_at = now
             if on_progress is not None:
@@ -243,7 +248,7 @@ class JobFollower:
         """An empty notification list: queued, or lost by the server."""
         # DHIS2 2.41 runs tracker imports one at a time in arrival order: if this job was seen
         # running before, or a job submitted after it has started, it cannot still be queued.
-        lost = job.started or evidence.latest_started_position > job.position
+        lost = job.started or evidence.latest_started_submitted_at > job.submitted_at
         # Otherwise it may be waiting behind other work: give up only once the whole queue we
         # can see has been still for forget_after.
         quiet_since = max(job.submitted_at, evidence.last_progress_at)

@@ -150,6 +150,9 @@ class NativeHost:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the host. Arguments are the browser's (extension origin, manifest path, window id)."""
     frames_in, frames_out = _claim_stdio()
+    # Everything the host writes (log, store, a sheet being read) may hold patient data or
+    # credentials: owner-only, whatever umask the browser passed on.
+    os.umask(0o077)
     host = NativeHost(frames_in, frames_out)
     host.say_hello()  # before logging and everything else: the extension waits for it
     _start_logging()

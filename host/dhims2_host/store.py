@@ -518,7 +518,8 @@ class Store:
             cursor = db.execute("DELETE FROM records WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batch_jobs WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
-            return cursor.rowcount
+        self._checkpoint()
+        return cursor.rowcount
 
     def purge_payloads(self, finished_before: float) -> int:
         """Drops patient values of records that reached DHIS2 before the given time.
@@ -531,7 +532,14 @@ class Store:
                 " AND state IN (?, ?) AND updated_at < ?",
                 (CREATED, UPDATED, finished_before),
             )
-            return cursor.rowcount
+        self._checkpoint()
+        return cursor.rowcount
+
+    def _checkpoint(self) -> None:
+        """Moves the write-ahead log into the database and empties it, so old values left in
+        the log do not outlive their deletion."""
+        with self._lock:
+            self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -547,6 +555,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA foreign_keys = ON")
+        # Deleted patient values are overwritten, not just unlinked from the file's pages.
+        connection.execute("PRAGMA secure_delete = ON")
     except sqlite3.DatabaseError as error:
         raise StoreError(f"cannot open the upload store {path}: {error}") from error
     return connection

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import shlex
 import shutil
@@ -41,6 +42,7 @@ JOBS_SHOWN = 50
 MESSAGES_SHOWN = 15
 SENDER_STOP_SECONDS = 2.0
 FORM_ROW = 1
+SHEET_COPY_PREFIX = ".sheet-"
 # An export of invalid rows rides in a `validate` reply beside a page of rows, under the 1 MiB
 # a reply may hold; a longer one is for the command line.
 MAX_EXPORT_BASE64 = 700_000
@@ -71,6 +73,7 @@ def uploads(context: HostContext) -> Uploads:
         from dhims2_host.service import UploadSettings
         from dhims2_host.store import STORE_FILE_NAME, Store
 
+        _remove_stale_sheet_copies(data_dir())
         store = Store(data_dir() / STORE_FILE_NAME)
         state: Uploads
 
@@ -84,6 +87,12 @@ def uploads(context: HostContext) -> Uploads:
         context.on_shutdown(lambda: _close(state))
         sender.start()
         return state
+
+
+def _remove_stale_sheet_copies(folder: Path) -> None:
+    """A host killed while reading a sheet leaves its private copy behind: delete it now."""
+    for leftover in folder.glob(f"{SHEET_COPY_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _close(state: Uploads) -> None:
@@ -336,8 +345,16 @@ def forget(message: Message, context: HostContext) -> dict[str, Any]:
                 {"batch": summary.id, "pending": summary.pending},
             )
         return {"forgotten": store.forget_batch(summary.id)}
-    before = datetime.fromisoformat(message["uploaded_before"].replace("Z", "+00:00"))
-    return {"forgotten": store.purge_payloads(finished_before=before.timestamp())}
+    try:
+        before = datetime.fromisoformat(message["uploaded_before"].replace("Z", "+00:00"))
+        cutoff = before.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ProtocolError(
+            "INVALID_MESSAGE",
+            "uploaded_before is not a moment in time (use e.g. 2025-03-14T00:00:00Z)",
+            {"field": "uploaded_before"},
+        ) from None
+    return {"forgotten": store.purge_payloads(finished_before=cutoff)}
 
 
 @dataclass(frozen=True)
@@ -463,15 +480,27 @@ def _opened_sheet(sheet: dict[str, Any]) -> Iterator[tuple[RecordSource, Path]]:
             "INVALID_MESSAGE", "sheet.content_base64 is not base64", {"field": "sheet"}
         ) from None
     # The folder keeps the user's file name, so errors name the file the clerk picked.
-    folder = Path(tempfile.mkdtemp(dir=data_dir(), prefix=".sheet-"))
-    name = Path(sheet["name"]).name
-    path = folder / (name if name not in ("", ".", "..") else "sheet.csv")
+    folder = Path(tempfile.mkdtemp(dir=data_dir(), prefix=SHEET_COPY_PREFIX))
+    path = folder / _file_name(sheet["name"])
     try:
         path.write_bytes(content)
         with open_records(path, sheet=sheet.get("sheet")) as source:
             yield source, path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _file_name(name: str) -> str:
+    """The picked file's own name where the file system can hold it, else one with its type."""
+    base = Path(name).name
+    try:
+        usable = base not in ("", ".", "..") and "\x00" not in base and bool(os.fsencode(base))
+    except UnicodeEncodeError:
+        usable = False
+    if usable:
+        return base
+    suffix = Path(base).suffix
+    return "sheet" + (suffix if suffix[1:].isascii() and suffix[1:].isalnum() else ".csv")
 
 
 def _preparer(context: HostContext, form: FormContext, message: Message) -> RecordPreparer:
