@@ -143,7 +143,19 @@ def event_schema(form: ProgramForm) -> dict[str, Any]:
         form,
         data_values={"type": "array", "items": data_value},
         compulsory=compulsory,
-        no_data_values={"properties": {"dataValues": {"maxItems": 0}}},
+        # A null value says "no value", so only a value that is there counts (as the validator).
+        no_data_values={
+            "properties": {
+                "dataValues": {
+                    "not": {
+                        "contains": {
+                            "required": ["value"],
+                            "properties": {"value": {"type": "string"}},
+                        }
+                    }
+                }
+            }
+        },
     )
 
 
