@@ -2,18 +2,22 @@
 
 Handlers only queue records and wake the sender; it runs the upload service on its own thread,
 waits out offline spells with growing pauses, waits for a new sign-in when DHIS2 refuses the
-session, and tells the extension each change of its state. Stopping it at any instant is safe:
-the store already holds every record's state.
+session, and tells the extension each change of its state. At start and after every pass it
+purges the local copies of records uploaded longer ago than the retention period. Stopping it at
+any instant is safe: the store already holds every record's state.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from dhims2_host.config import Config
 from dhims2_host.dhis2 import Dhis2Client, Dhis2Error, NotSignedIn
+from dhims2_host.retention import check_retention_days, purge_expired
 from dhims2_host.runlock import LockHeld
 from dhims2_host.service import UploadService, UploadSettings
 from dhims2_host.store import Store
@@ -42,13 +46,16 @@ class BackgroundSender:
         push: Callable[[dict[str, Any]], None],
         *,
         settings: UploadSettings | None = None,
+        retention_days: int = Config.retention_days,
         first_retry: float = FIRST_RETRY_SECONDS,
         max_retry: float = MAX_RETRY_SECONDS,
     ) -> None:
+        check_retention_days(retention_days)
         self._store = store
         self._client_factory = client_factory
         self._push = push
         self._settings = settings
+        self._retention_days = retention_days
         self._first_retry = first_retry
         self._max_retry = max_retry
         self._wake = threading.Event()
@@ -79,6 +86,7 @@ class BackgroundSender:
     def _loop(self) -> None:
         retry_after = self._first_retry
         wait: float | None = None
+        self._purge_expired()
         while not self._stop.is_set():
             self._wake.wait(wait)
             self._wake.clear()
@@ -102,6 +110,7 @@ class BackgroundSender:
             else:
                 retry_after = self._first_retry
                 self._set_state(IDLE, None)
+            self._purge_expired()
 
     def _send_pending(self) -> None:
         if self._store.pending_count() == 0:
@@ -112,6 +121,15 @@ class BackgroundSender:
                 self._store, client, settings=self._settings, listener=self._push
             )
             service.run(stop=self._stop)
+
+    def _purge_expired(self) -> None:
+        if self._stop.is_set():
+            return  # the store may be closing
+        try:
+            purge_expired(self._store, self._retention_days)
+        except sqlite3.Error as error:
+            # Purging is retried after the next pass; sending must not stop over it.
+            log.warning("purging expired local copies failed (%s)", type(error).__name__)
 
     def _set_state(self, state: str, error: BaseException | None) -> None:
         details = None

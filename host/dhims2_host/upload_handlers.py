@@ -81,7 +81,13 @@ def uploads(context: HostContext) -> Uploads:
             return host_client(context.config, state.session_cookie)
 
         settings = UploadSettings(batch_size=context.config.batch_size)
-        sender = BackgroundSender(store, client_factory, context.push, settings=settings)
+        sender = BackgroundSender(
+            store,
+            client_factory,
+            context.push,
+            settings=settings,
+            retention_days=context.config.retention_days,
+        )
         state = Uploads(store=store, sender=sender)
         context.services["uploads"] = state
         context.on_shutdown(lambda: _close(state))

@@ -31,10 +31,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dhims2_host.config import load_config
     from dhims2_host.connection import UsageError, open_store
     from dhims2_host.report import exit_status, print_batch
+    from dhims2_host.retention import purge_expired
 
     with open_store() as store:
+        purge_expired(store, load_config().retention_days)
         if args.batch is None:
             if args.follow:
                 raise UsageError("--follow needs a batch id (see `dhims2 status`)")

@@ -60,6 +60,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dhims2_host.config import load_config
     from dhims2_host.connection import UsageError, open_client, open_store
+    from dhims2_host.retention import purge_expired
     from dhims2_host.templates import load_template
 
     config = load_config()
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be between 1 and 1000")
     template = load_template(args.template) if args.template else None
     with open_client(args, config) as client, open_store() as store:
+        purge_expired(store, config.retention_days)
         return upload_file(
             client,
             store,

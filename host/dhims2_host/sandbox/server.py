@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _SAFE_HOST = re.compile(r"[A-Za-z0-9.\-:\[\]]+")
+_SESSION_COOKIE = re.compile(r"(?:^|;)\s*JSESSIONID=")
 
 
 class Sandbox:
@@ -76,6 +77,7 @@ class Sandbox:
             dice=dice,
         )
         self._request_counts: Counter[tuple[str, str]] = Counter()
+        self._credential_origins: set[str] = set()
         self._counts_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -157,6 +159,12 @@ class Sandbox:
                 if counted_method == method.upper() and path.endswith(path_suffix)
             )
 
+    def credentials_seen(self) -> set[str]:
+        """Origins (http://host:port, as each client addressed this server) of the requests that
+        carried an Authorization header or a JSESSIONID cookie, whatever their path."""
+        with self._counts_lock:
+            return set(self._credential_origins)
+
     def wait_idle(self, timeout: float) -> bool:
         """True once no job is queued or running; False if that takes longer than timeout."""
         return self._jobs.wait_idle(timeout)
@@ -164,6 +172,10 @@ class Sandbox:
     def _record_request(self, method: str, path: str) -> None:
         with self._counts_lock:
             self._request_counts[(method, path)] += 1
+
+    def _record_credentials(self, origin: str) -> None:
+        with self._counts_lock:
+            self._credential_origins.add(origin)
 
 
 def _normalize_context_path(path: str) -> str:
@@ -173,6 +185,12 @@ def _normalize_context_path(path: str) -> str:
     if re.fullmatch(r"(/[A-Za-z0-9._~\-]+)*", path) is None:
         raise ValueError(f"Invalid context path `{path}`: use something like /events, or empty")
     return path
+
+
+def _carries_credentials(headers: Any) -> bool:
+    if headers.get("Authorization"):
+        return True
+    return any(_SESSION_COOKIE.search(value) for value in headers.get_all("Cookie") or ())
 
 
 class _Server(ThreadingHTTPServer):
@@ -244,6 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
         inside = path == context or path.startswith(context + "/") if context else True
         inner = path[len(context) :] if inside else path
         sandbox._record_request(self.command, canonical_path(inner) if inside else path)
+        origin = f"http://{self._host()}"
+        if _carries_credentials(self.headers):
+            sandbox._record_credentials(origin)
         if sandbox.knobs.latency > 0:
             time.sleep(sandbox.knobs.latency)
         body = _Body(self)
@@ -260,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             path=inner,
             query=urllib.parse.parse_qs(query_string, keep_blank_values=True),
             headers=self.headers,
-            origin=f"http://{self._host()}",
+            origin=origin,
             read_body=body.read,
         )
         try:
