@@ -21,27 +21,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-import harness
-from harness import REALISTIC, BenchError, SandboxServer, console_script, figure, heading
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from dhims2_host import installer
 
 CHECKOUT = Path(__file__).resolve().parents[1]
+# The browser tests and this benchmark start Chromium the same way.
+sys.path.insert(0, str(CHECKOUT / "tests" / "e2e"))
+
+import harness  # noqa: E402
+from chromium import CHROMIUM, chromium_args  # noqa: E402
+from harness import (  # noqa: E402
+    REALISTIC,
+    BenchError,
+    SandboxServer,
+    console_script,
+    figure,
+    heading,
+)
+
 EXTENSION = CHECKOUT / "extension"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    f"--disable-extensions-except={EXTENSION}",
-    f"--load-extension={EXTENSION}",
-]
 TIMEOUT_MS = 30_000
 
 
@@ -82,7 +81,7 @@ class Profile:
             executable_path=str(CHROMIUM),
             headless=True,
             env=self.env,
-            args=CHROMIUM_ARGS,
+            args=chromium_args(EXTENSION),
             ignore_default_args=["--disable-extensions"],
         )
         context.set_default_timeout(TIMEOUT_MS)

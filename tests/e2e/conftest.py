@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, chromium_args
 from extension_browser import EXTENSION, ExtensionBrowser
 from playwright.sync_api import BrowserContext, Playwright, Worker, sync_playwright
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 
 # The stub's service worker connects once and keeps everything it hears in `self.nativeLog`.
 STUB_SERVICE_WORKER = """
@@ -115,18 +115,7 @@ def start_chromium(playwright: Playwright, setup: BrowserSetup, extension: Path)
         executable_path=str(CHROMIUM),
         headless=True,
         env=setup.env,
-        args=[
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            f"--disable-extensions-except={extension}",
-            f"--load-extension={extension}",
-        ],
+        args=chromium_args(extension),
         ignore_default_args=["--disable-extensions"],
     )
 
