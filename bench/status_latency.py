@@ -23,7 +23,8 @@ from typing import Any
 import harness
 from harness import REALISTIC, BenchError, SandboxServer, figure, heading, verdict
 
-from dhims2.dhis2.client import Credentials, Dhis2Client
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
 from dhims2.forms.mapping import Mapper, RecordDefaults
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2.forms.records import SourceRecord

@@ -22,7 +22,8 @@ from pathlib import Path
 import harness
 from harness import REALISTIC, BenchError, SandboxServer, figure, heading, rate, verdict
 
-from dhims2.dhis2.client import Credentials, Dhis2Client
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
 from dhims2.dhis2.uids import new_uid
 from dhims2.forms.mapping import Mapper, PreparedRecord, RecordDefaults
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID

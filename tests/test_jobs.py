@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dhims2.dhis2.client import Credentials, Dhis2Client, InvalidInput, NotSignedIn, RetryPolicy
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import InvalidInput, NotSignedIn
+from dhims2.dhis2.transport import RetryPolicy
 from dhims2.dhis2.uids import new_uid
 from dhims2.queue.jobs import COMPLETED, FAILED, FORGOTTEN, RUNNING, JobFollower, JobOutcome
 from dhims2.sandbox import Sandbox

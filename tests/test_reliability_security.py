@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from dhims2.browser.sender import BackgroundSender
-from dhims2.dhis2.client import Credentials, Dhis2Client
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
 from dhims2.dhis2.uids import new_uid
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID
 from dhims2.queue.retention import SECONDS_PER_DAY, check_retention_days, purge_expired

@@ -9,7 +9,10 @@ from collections import Counter
 
 import pytest
 
-from dhims2.dhis2.client import Credentials, Dhis2Client, NotSignedIn, RetryPolicy
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import NotSignedIn
+from dhims2.dhis2.transport import RetryPolicy
 from dhims2.forms.mapping import Mapper, RecordDefaults
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2.forms.records import SourceRecord

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dhims2.dhis2.client import Dhis2Client, Dhis2Error, NotSignedIn
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.errors import Dhis2Error, NotSignedIn
 from dhims2.queue.retention import check_retention_days, purge_expired
 from dhims2.queue.runlock import LockHeld
 from dhims2.queue.service import UploadService, UploadSettings

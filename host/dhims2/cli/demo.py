@@ -28,7 +28,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dhims2.cli.upload import upload_file
-    from dhims2.dhis2.client import Credentials, Dhis2Client
+    from dhims2.dhis2.client import Dhis2Client
+    from dhims2.dhis2.credentials import Credentials
     from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
     from dhims2.queue.store import STORE_FILE_NAME, Store
     from dhims2.sandbox import Knobs, Sandbox

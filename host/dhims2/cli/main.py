@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from dhims2 import __version__
+from dhims2.errors import Dhims2Error, ExitStatus
 
 # subcommand -> (module providing configure_parser(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -49,28 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return importlib.import_module(args.command_module).run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        status = exit_status_for(error)
-        if status is None:
-            raise
+        return ExitStatus.INTERRUPTED
+    except Dhims2Error as error:
         if getattr(args, "json", False):
-            code = getattr(error, "code", "INVALID_INPUT")
-            print(json.dumps({"error": {"code": code, "message": str(error)}}))
+            print(json.dumps({"error": {"code": error.code, "message": str(error)}}))
         print(f"dhims2 {args.command}: {error}", file=sys.stderr)
-        return status
-
-
-def exit_status_for(error: Exception) -> int | None:
-    """2 for bad usage or unreadable input, 3 when DHIS2 cannot be reached or refuses sign-in."""
-    from dhims2.dhis2.client import Dhis2Error
-    from dhims2.queue.store import StoreError
-    from dhims2.sheets.source import InputError
-    from dhims2.workspace.config import ConfigError
-    from dhims2.workspace.connection import UsageError
-
-    if isinstance(error, Dhis2Error):
-        return 3
-    if isinstance(error, (UsageError, InputError, ConfigError, StoreError)):
-        return 2
-    return None
+        return error.exit_status

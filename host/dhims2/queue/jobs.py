@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from dhims2.dhis2.client import Dhis2Client, Dhis2Error, InvalidInput
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.errors import Dhis2Error, InvalidInput
 from dhims2.dhis2.uids import is_uid
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dhims2.dhis2.client import Dhis2Client, Dhis2Error, RequestRejected
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.errors import Dhis2Error, RequestRejected
 from dhims2.dhis2.uids import is_uid, new_uid
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS

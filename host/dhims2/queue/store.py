@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dhims2.dhis2.uids import new_uid
+from dhims2.errors import Dhims2Error
 
 STORE_FILE_NAME = "uploads.sqlite3"
 
@@ -175,8 +176,10 @@ class BatchSummary:
         }
 
 
-class StoreError(Exception):
+class StoreError(Dhims2Error):
     """The local store cannot be opened or is from a newer version of the program."""
+
+    code = "STORE_UNUSABLE"
 
 
 class Store:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from dhims2.errors import Dhims2Error
+
 HOST_NAME = "org.dhims2.uploader"
 MANIFEST_FILE_NAME = f"{HOST_NAME}.json"
 INSTALL_RECORD_NAME = "install.json"
@@ -33,7 +35,7 @@ PLATFORMS = ("linux", "darwin", "win32")
 _BATCH_LAUNCH = re.compile(r'^"(?P<interpreter>[^"]+)" -m ' + re.escape(HOST_MODULE))
 
 
-class InstallError(Exception):
+class InstallError(Dhims2Error):
     """Installation cannot go on; the message says what is wrong and what to do."""
 
 

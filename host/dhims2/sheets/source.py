@@ -10,13 +10,14 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from dhims2.errors import Dhims2Error
 from dhims2.forms.records import RecordError, SourceRecord, add_field, is_blank
 
 # How far below the top a header row is looked for, past titles above the table.
 HEADER_SEARCH_ROWS = 10
 
 
-class InputError(Exception):
+class InputError(Dhims2Error):
     """The file cannot be read as records: the message names the file, line and fault."""
 
     code = "INVALID_RECORDS"  # the protocol error code a reply carries for it

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dhims2.dhis2.uids import is_uid
+from dhims2.errors import Dhims2Error
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 
 APP_NAME = "dhims2-uploader"
@@ -28,7 +29,7 @@ MAX_RETENTION_DAYS = 3650
 ENV_OVERRIDES = {"server": "DHIMS2_SERVER", "token": "DHIMS2_TOKEN"}
 
 
-class ConfigError(ValueError):
+class ConfigError(Dhims2Error, ValueError):
     """The configuration cannot be used; the message names the file or variable and the field."""
 
     code = "NOT_CONFIGURED"  # the protocol error code a reply carries for it

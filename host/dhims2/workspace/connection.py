@@ -12,15 +12,11 @@ import os
 import sys
 from dataclasses import dataclass
 
-from dhims2.dhis2.client import (
-    DEFAULT_RETRY,
-    Credentials,
-    Dhis2Client,
-    NotSignedIn,
-    RetryPolicy,
-    ServerError,
-    ServerUnreachable,
-)
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import NotSignedIn, ServerError, ServerUnreachable
+from dhims2.dhis2.transport import DEFAULT_RETRY, RetryPolicy
+from dhims2.errors import Dhims2Error
 from dhims2.forms.program import ProgramForm
 from dhims2.queue.store import STORE_FILE_NAME, Store
 from dhims2.workspace.config import Config, data_dir
@@ -28,10 +24,8 @@ from dhims2.workspace.config import Config, data_dir
 PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
 
 
-class UsageError(Exception):
+class UsageError(Dhims2Error):
     """The command cannot run as asked; the message says what to pass instead."""
-
-    code = "INVALID_INPUT"  # the protocol error code a reply carries for it
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def _insecure(settings: config.Config) -> bool:
     """Plain http is refused, as the DHIS2 client refuses it, except on this computer."""
     from urllib.parse import urlsplit
 
-    from dhims2.dhis2.client import is_loopback_host
+    from dhims2.dhis2.address import is_loopback_host
 
     if not settings.server.startswith("http://") or settings.allow_insecure_http:
         return False
