@@ -15,6 +15,7 @@ import pytest
 from dhims2.setup import doctor, installer
 from dhims2.setup.doctor import COMMUNICATION_ERROR, EXITED, FORBIDDEN, INVALID_NAME, NOT_FOUND
 from dhims2.setup.installer import ExtensionIdentity, Installation, System
+from fake_registry import FakeRegistry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 IDENTITY = installer.extension_identity(CHECKOUT / "extension" / "manifest.json")
@@ -31,20 +32,6 @@ GOOD_FIREFOX = {
     **{k: v for k, v in GOOD_CHROMIUM.items() if k != "allowed_origins"},
     "allowed_extensions": ["uploader@dhims2.org"],
 }
-
-
-class RecordingRegistry:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def write(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def chromium_problems(manifest: object, path: Path = MANIFEST_PATH) -> list[doctor.Problem]:
@@ -128,7 +115,7 @@ def test_a_missing_launcher_is_not_found(tmp_path: Path) -> None:
 
 def test_a_launcher_that_is_not_executable_breaks_communication(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
-    launcher.write_text(installer.launcher_text(Path(sys.executable), "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(Path(sys.executable)), encoding="utf-8")
     launcher.chmod(0o644)
     problems = doctor.check_launcher(launcher)
     assert [p.extension_sees for p in problems] == [COMMUNICATION_ERROR]
@@ -138,7 +125,7 @@ def test_a_launcher_that_is_not_executable_breaks_communication(tmp_path: Path) 
 def test_a_launcher_whose_venv_was_deleted_makes_the_host_exit(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
     gone = tmp_path / "venv" / "bin" / "python"
-    launcher.write_text(installer.launcher_text(gone, "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(gone), encoding="utf-8")
     launcher.chmod(0o755)
     problems = doctor.check_launcher(launcher)
     assert [p.extension_sees for p in problems] == [EXITED]
@@ -147,7 +134,7 @@ def test_a_launcher_whose_venv_was_deleted_makes_the_host_exit(tmp_path: Path) -
 
 def test_the_real_host_says_hello(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
-    launcher.write_text(installer.launcher_text(Path(sys.executable), "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(Path(sys.executable)), encoding="utf-8")
     launcher.chmod(0o755)
     assert doctor.check_launcher(launcher) == []
     assert doctor.check_hello(launcher, ORIGIN) == []
@@ -194,16 +181,19 @@ def test_a_silent_host_times_out_and_is_stopped(tmp_path: Path) -> None:
     assert [p.what for p in problems] == ["the host did not say hello within 0.5 s"]
 
 
-def make_installed(
-    tmp_path: Path, platform: str = "linux"
-) -> tuple[System, Path, RecordingRegistry]:
+def make_installed(tmp_path: Path, platform: str = "linux") -> tuple[System, Path, FakeRegistry]:
     home, data = tmp_path / "home", tmp_path / "data"
     (home / ".config" / "chromium").mkdir(parents=True)
     system = System(platform, home, {}, lambda name: None, tmp_path / "snap")
-    registry = RecordingRegistry()
+    registry = FakeRegistry()
     installation = Installation(system, data, registry, CHECKOUT)
     targets = installer.named_targets(system, data, ["chromium", "firefox"], []) or []
-    installation.install(targets, Path(sys.executable))
+    interpreter = Path(sys.executable)
+    if platform == "win32":  # pip's dhims2-host.exe, next to the venv's python.exe
+        interpreter = tmp_path / "venv" / "Scripts" / "python.exe"
+        interpreter.parent.mkdir(parents=True)
+        (interpreter.parent / "dhims2-host.exe").write_bytes(b"MZ")
+    installation.install(targets, interpreter)
     return system, data, registry
 
 
@@ -222,7 +212,7 @@ def test_diagnose_finds_a_present_browser_without_a_manifest(tmp_path: Path) -> 
     (system.home / ".config" / "google-chrome").mkdir()
     diagnosis = doctor.diagnose(system, data, doctor.default_targets(system, data), registry)
     assert [p.what for p in diagnosis.problems] == ["no host manifest for Google Chrome"]
-    assert "run `python3 install.py`" in doctor.report(diagnosis)
+    assert "run install.py again" in doctor.report(diagnosis)
 
 
 def test_diagnose_checks_the_ids_of_the_installed_checkout(tmp_path: Path) -> None:
@@ -255,7 +245,7 @@ def test_windows_registrations_are_followed_through_the_registry(tmp_path: Path)
     system, data, registry = make_installed(tmp_path, "win32")
     targets = installer.named_targets(system, data, ["chromium", "firefox"], []) or []
     assert doctor.diagnose(system, data, targets, registry, start_host=False).problems == []
-    del registry.values[r"Software\Chromium\NativeMessagingHosts\org.dhims2.uploader"]
+    registry.delete(r"Software\Chromium\NativeMessagingHosts\org.dhims2.uploader")
     problems = doctor.diagnose(system, data, targets, registry, start_host=False).problems
     assert [(p.what, p.extension_sees) for p in problems] == [
         ("registry key is missing", NOT_FOUND)
