@@ -9,14 +9,14 @@ stops taking work, gives running handlers a moment, runs the shutdown hooks, and
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from dhims2.browser import (
@@ -154,7 +154,14 @@ class NativeHost:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the host. Arguments are the browser's (extension origin, manifest path, window id)."""
-    frames_in, frames_out = _claim_stdio()
+    streams = _claim_stdio()
+    if streams is None:
+        print(
+            "dhims2-host: started without stdin or stdout; browsers start it (see install.py)",
+            file=sys.stderr,
+        )
+        return 2
+    frames_in, frames_out = streams
     # Everything the host writes (log, store, a sheet being read) may hold patient data or
     # credentials: owner-only, whatever umask the browser passed on.
     os.umask(0o077)
@@ -165,12 +172,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return host.serve()
 
 
-def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+def _claim_stdio() -> tuple[BinaryIO, BinaryIO] | None:
     """Private copies of stdin/stdout for frames; fds 0 and 1 then point at devnull and stderr.
 
     A stray print, a C library's output or a child process can then never write into (or read
-    from) the browser's channel.
+    from) the browser's channel. None if the browser's stdin or stdout is missing.
     """
+    # A host started directly as an .exe may have no stderr (fd 2 invalid, sys.stderr None).
+    # devnull takes every missing standard fd first, so that no dup below lands on 0, 1 or 2.
+    missing = [fd for fd in (0, 1, 2) if not _is_open(fd)]
+    if missing:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in missing:
+            os.dup2(devnull, fd)
+        if devnull not in missing:
+            os.close(devnull)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if 0 in missing or 1 in missing:
+        return None
     sys.stdout.flush()
     frames_in_fd = os.dup(0)
     frames_out_fd = os.dup(1)
@@ -188,6 +208,14 @@ def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
     return os.fdopen(frames_in_fd, "rb"), os.fdopen(frames_out_fd, "wb")
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one shutdown is enough
     raise _Terminated
@@ -197,12 +225,7 @@ def _start_logging() -> None:
     from dhims2.workspace.config import log_dir
 
     try:
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            log_dir() / LOG_FILE_NAME,
-            maxBytes=LOG_FILE_BYTES,
-            backupCount=LOG_FILE_BACKUPS,
-            encoding="utf-8",
-        )
+        handler: logging.Handler = open_log(log_dir() / LOG_FILE_NAME)
     except OSError as error:
         handler = logging.StreamHandler(sys.stderr)
         print(
@@ -214,6 +237,25 @@ def _start_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def open_log(path: Path, replace: Callable[[Path, Path], None] = os.replace) -> logging.Handler:
+    """A handler appending to `path`, which is rolled over here, at start, when it is too big.
+
+    Hosts of two browsers share the file, and Windows cannot rename a file another process holds
+    open: RotatingFileHandler's rollover then fails, and with it every later record. Appending
+    works with any number of hosts; a rollover that fails waits for a later start.
+    """
+    try:
+        if path.stat().st_size >= LOG_FILE_BYTES:
+            for number in range(LOG_FILE_BACKUPS - 1, 0, -1):
+                older = path.with_name(f"{path.name}.{number}")
+                if older.exists():
+                    replace(older, path.with_name(f"{path.name}.{number + 1}"))
+            replace(path, path.with_name(f"{path.name}.1"))
+    except OSError:
+        pass  # no log yet, or another host holds it open
+    return logging.FileHandler(path, encoding="utf-8")
 
 
 def _caller(arguments: Sequence[str]) -> str:
