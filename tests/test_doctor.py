@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dhims2 import __version__
 from dhims2.setup import doctor, installer
 from dhims2.setup.doctor import COMMUNICATION_ERROR, EXITED, FORBIDDEN, INVALID_NAME, NOT_FOUND
 from dhims2.setup.installer import ExtensionIdentity, Installation, System
@@ -267,10 +268,13 @@ def test_install_py_check_fails_and_explains_a_broken_installation(tmp_path: Pat
         [*command, "--check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 1
-    assert f"PROBLEM  {launcher}: the host program is not executable" in result.stdout
-    assert f"fix:   chmod +x {launcher}" in result.stdout
-    assert f'(the extension sees "{COMMUNICATION_ERROR}")' in result.stdout
-    assert result.stdout.rstrip().endswith("1 problem(s) found.")
+    assert result.stdout.rstrip().splitlines()[-5:] == [
+        "PROBLEM 1 of 1: the host program is not executable",
+        f"  where: {launcher}",
+        f"  fix:   chmod +x {launcher}",
+        f'  (the extension sees "{COMMUNICATION_ERROR}")',
+        "1 problem found.",
+    ]
 
 
 def test_the_doctor_command_checks_this_machine(
@@ -297,3 +301,25 @@ def test_expected_identity_falls_back_to_the_recorded_ids(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     assert doctor.expected_identity(tmp_path) == ExtensionIdentity("b" * 32, "x@y")
+
+
+def test_the_report_numbers_each_problem_and_puts_what_is_wrong_first() -> None:
+    diagnosis = doctor.Diagnosis(
+        checked=["Firefox: /m.json"],
+        problems=[
+            doctor.Problem("HKCU\\Software\\Key", "registry key is missing", "reinstall"),
+            doctor.Problem("/venv/dhims2-host", "the host did not say hello", "reinstall", EXITED),
+        ],
+    )
+    assert doctor.report(diagnosis).splitlines() == [
+        f"DHIMS2 Uploader {__version__}, doctor",
+        "checked  Firefox: /m.json",
+        "PROBLEM 1 of 2: registry key is missing",
+        "  where: HKCU\\Software\\Key",
+        "  fix:   reinstall",
+        "PROBLEM 2 of 2: the host did not say hello",
+        "  where: /venv/dhims2-host",
+        "  fix:   reinstall",
+        f'  (the extension sees "{EXITED}")',
+        "2 problems found.",
+    ]

@@ -340,3 +340,16 @@ def test_windows_browsers_never_opened_are_found_by_their_program(tmp_path: Path
     vivaldi.write_bytes(b"MZ")
     assert not any(system.profile_dir(browser).exists() for browser in installer.BROWSERS)
     assert [b.name for b in installer.detect_browsers(system)] == ["chrome", "vivaldi", "firefox"]
+
+
+def test_install_py_all_users_off_windows_says_it_is_for_windows(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(CHECKOUT / "install.py"), "--all-users", "--check"],
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("install.py: --all-users is for Windows")

@@ -294,15 +294,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(diagnosis: Diagnosis) -> str:
-    lines = [f"checked  {item}" for item in diagnosis.checked]
-    for problem in diagnosis.problems:
-        lines.append(f"PROBLEM  {problem.where}: {problem.what}")
+    """The diagnosis as text a clerk can read out over the phone: each problem numbered, what is
+    wrong first, then where (long paths go on their own line) and the fix."""
+    lines = [f"DHIMS2 Uploader {__version__}, doctor"]
+    lines += [f"checked  {item}" for item in diagnosis.checked]
+    count = len(diagnosis.problems)
+    for number, problem in enumerate(diagnosis.problems, start=1):
+        lines.append(f"PROBLEM {number} of {count}: {problem.what}")
+        lines.append(f"  where: {problem.where}")
         lines.append(f"  fix:   {problem.fix}")
         if problem.extension_sees:
             lines.append(f'  (the extension sees "{problem.extension_sees}")')
     lines += [f"note     {note}" for note in diagnosis.notes]
-    count = len(diagnosis.problems)
-    lines.append("All good." if not count else f"{count} problem(s) found.")
+    summary = {0: "All good.", 1: "1 problem found."}.get(count, f"{count} problems found.")
+    lines.append(summary)
     return "\n".join(lines)
 
 
