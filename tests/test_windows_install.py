@@ -17,7 +17,13 @@ from types import ModuleType
 import pytest
 
 from dhims2.setup import doctor, installer
-from dhims2.setup.doctor import ALL_USERS_FIX, NOT_FOUND, POLICY_BLOCKED, REINSTALL
+from dhims2.setup.doctor import (
+    ALL_USERS_FIX,
+    LAUNCH_DIRECTLY_FIX,
+    NOT_FOUND,
+    POLICY_BLOCKED,
+    REINSTALL,
+)
 from dhims2.setup.installer import HKCU, HKLM, Installation, InstallError, System
 from fake_registry import FakeRegistry
 
@@ -287,6 +293,16 @@ def test_a_blocklist_that_names_every_host_is_explained(tmp_path: Path) -> None:
     (found,) = problems(installation, registry, ["edge"])
     assert found.extension_sees == POLICY_BLOCKED
     assert "NativeMessagingAllowlist" in found.fix
+
+
+def test_a_pc_without_cmd_exe_needs_chromium_to_start_the_exe_directly(tmp_path: Path) -> None:
+    installation, registry = installed(tmp_path, ["chrome", "firefox"])
+    registry.set(HKCU, r"Software\Policies\Microsoft\Windows\System", DisableCMD=1)
+    (found,) = problems(installation, registry, ["chrome", "firefox"])  # Firefox needs no cmd.exe
+    assert "DisableCMD=1" in found.what and CHROME_POLICY in found.where
+    assert found.fix == LAUNCH_DIRECTLY_FIX
+    registry.set(HKLM, CHROME_POLICY, NativeHostsExecutablesLaunchDirectly=1)
+    assert problems(installation, registry, ["chrome", "firefox"]) == []
 
 
 def test_all_users_needs_windows_and_an_administrator(tmp_path: Path) -> None:

@@ -44,6 +44,12 @@ ALL_USERS_FIX = (
     '"Run as administrator"'
 )
 ALLOW_FIX = f"the IT officer adds {HOST_NAME} to the browser's NativeMessagingAllowlist policy"
+LAUNCH_DIRECTLY_FIX = (
+    "the IT officer enables the browser's NativeHostsExecutablesLaunchDirectly policy "
+    "(Chrome and Edge 120 or later)"
+)
+# Windows' own policy switching cmd.exe off: 1 disables the prompt and scripts.
+CMD_POLICY_KEY = r"Software\Policies\Microsoft\Windows\System"
 # What a Chromium extension is told for each fault (the browser prints the real reason on stderr).
 NOT_FOUND = "Specified native messaging host not found."
 FORBIDDEN = "Access to the specified native messaging host is forbidden."
@@ -68,6 +74,7 @@ class Policy:
 
     user_level_hosts: bool = True  # NativeMessagingUserLevelHosts unset or 1
     blocked: bool = False  # NativeMessagingBlocklist names us (or *) and the allowlist does not
+    launches_directly: bool = False  # NativeHostsExecutablesLaunchDirectly=1: no cmd.exe between
 
 
 @dataclass
@@ -360,7 +367,19 @@ def read_policy(registry: Registry, key: str) -> Policy:
     blocked = bool(blocklist & {"*", HOST_NAME}) and HOST_NAME not in listed(
         "NativeMessagingAllowlist"
     )
-    return Policy(settings.get("NativeMessagingUserLevelHosts") != 0, blocked)
+    return Policy(
+        user_level_hosts=settings.get("NativeMessagingUserLevelHosts") != 0,
+        blocked=blocked,
+        launches_directly=settings.get("NativeHostsExecutablesLaunchDirectly") == 1,
+    )
+
+
+def cmd_disabled(registry: Registry) -> bool:
+    """Whether Windows policy (DisableCMD=1) stops cmd.exe, through which Chromium browsers
+    start native hosts unless told to start .exe hosts directly."""
+    return any(
+        registry.values(CMD_POLICY_KEY, hive).get("DisableCMD") == 1 for hive in (HKCU, HKLM)
+    )
 
 
 def _find_registration(
@@ -374,6 +393,9 @@ def _find_registration(
         return None, [Problem(f"{HKCU}\\{key}", "registry key is missing", REINSTALL, not_found)]
     policy = read_policy(registry, target.policy_key) if target.policy_key else Policy()
     policy_where = f"{target.label} group policy ({target.policy_key})"
+    if target.policy_key and not policy.launches_directly and cmd_disabled(registry):
+        what = "cmd.exe is disabled by policy (DisableCMD=1), and the browser starts hosts with it"
+        return None, [Problem(policy_where, what, LAUNCH_DIRECTLY_FIX)]
     if policy.blocked:
         what = "NativeMessagingBlocklist blocks this host and NativeMessagingAllowlist omits it"
         return None, [Problem(policy_where, what, ALLOW_FIX, POLICY_BLOCKED)]
