@@ -48,16 +48,16 @@ def windows(tmp_path: Path, python: tuple[str, ...] = PYTHON_ORG) -> System:
     environ = {
         "LOCALAPPDATA": str(tmp_path / "Local"),
         "APPDATA": str(tmp_path / "Roaming"),
-        "ProgramFiles": str(tmp_path / "Program Files"),
-        "ProgramFiles(x86)": str(tmp_path / "Program Files (x86)"),
-        "ProgramData": str(tmp_path / "ProgramData"),
+        "PROGRAMFILES": str(tmp_path / "Program Files"),
+        "PROGRAMFILES(X86)": str(tmp_path / "Program Files (x86)"),
+        "PROGRAMDATA": str(tmp_path / "ProgramData"),
     }
     return System("win32", tmp_path / "home", environ, lambda name: None, tmp_path, python)
 
 
 def install_program(system: System, relative: str) -> None:
     """Put a browser's program where its Windows installer would (no profile folder yet)."""
-    program = Path(system.environ["ProgramFiles"]) / relative
+    program = Path(system.environ["PROGRAMFILES"]) / relative
     program.parent.mkdir(parents=True, exist_ok=True)
     program.write_bytes(b"MZ")
 
@@ -348,13 +348,15 @@ def test_uninstalling_for_brave_alone_removes_the_key_no_one_else_reads(tmp_path
 def test_windows_browsers_never_opened_are_found_by_their_program(tmp_path: Path) -> None:
     system = windows(tmp_path)
     install_program(system, "Google/Chrome/Application/chrome.exe")
-    firefox = Path(system.environ["ProgramFiles(x86)"]) / "Mozilla Firefox" / "firefox.exe"
+    firefox = Path(system.environ["PROGRAMFILES(X86)"]) / "Mozilla Firefox" / "firefox.exe"
     firefox.parent.mkdir(parents=True)
     firefox.write_bytes(b"MZ")
     vivaldi = Path(system.environ["LOCALAPPDATA"]) / "Vivaldi" / "Application" / "vivaldi.exe"
     vivaldi.parent.mkdir(parents=True)  # a per-user install
     vivaldi.write_bytes(b"MZ")
     assert not any(system.profile_dir(browser).exists() for browser in installer.BROWSERS)
+    # System.current() copies os.environ, whose names are all upper case on Windows.
+    assert all(name.isupper() for name in installer.WINDOWS_PROGRAM_ROOTS)
     assert [b.name for b in installer.detect_browsers(system)] == ["chrome", "vivaldi", "firefox"]
 
 

@@ -42,7 +42,8 @@ FIREFOX_FAMILY = "firefox"
 PLATFORMS = ("linux", "darwin", "win32")
 # Where Windows installers put browsers: under Program Files (both) and, for per-user installs,
 # under %LOCALAPPDATA%. A browser never opened has no profile folder yet, but it has these.
-WINDOWS_PROGRAM_ROOTS = ("ProgramFiles", "ProgramFiles(x86)", "LOCALAPPDATA")
+# Upper case: that is how os.environ spells every name on Windows.
+WINDOWS_PROGRAM_ROOTS = ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")
 # The Microsoft Store Python runs from WindowsApps and keeps what it writes to AppData and HKCU in
 # a private per-app copy that browsers never see.
 _STORE_PYTHON = re.compile(r"[\\/]WindowsApps[\\/]", re.IGNORECASE)
@@ -177,7 +178,7 @@ class System:
 
     def machine_data_dir(self) -> Path:
         """Windows: where an all-users install keeps the venv and manifests, readable by all."""
-        root = self.environ.get("ProgramData") or "C:/ProgramData"
+        root = self.environ.get("PROGRAMDATA") or "C:/ProgramData"
         return Path(root) / "dhims2-uploader"
 
     def profile_dir(self, browser: Browser) -> Path:
