@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dhims2 import __version__
-from dhims2.browser import framing, protocol
+from dhims2.browser import framing, greeting
 from dhims2.setup import installer
 from dhims2.setup.installer import (
     CHROMIUM_FAMILY,
@@ -481,8 +481,8 @@ def _judge_hello(
         last_words = stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         detail = f": {last_words[0]}" if last_words else ""
         return [Problem(where, f"the host exited before saying hello{detail}", REINSTALL, EXITED)]
-    if hello.get("type") != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
-        expected = f"a protocol {protocol.PROTOCOL_VERSION} hello"
+    if hello.get("type") != "hello" or hello.get("protocol") != greeting.PROTOCOL_VERSION:
+        expected = f"a protocol {greeting.PROTOCOL_VERSION} hello"
         return [Problem(where, f"the host's first message is not {expected}", REINSTALL)]
     if hello.get("version") != __version__:
         return [

@@ -29,6 +29,7 @@ AUTH_MODES = ("session", "token")
 MAX_BATCH_SIZE = 1000
 MAX_RETENTION_DAYS = 3650
 ENV_OVERRIDES = {"server": "DHIMS2_SERVER", "token": "DHIMS2_TOKEN"}
+PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
 LOCAL_SYSTEM_SID = "S-1-5-18"  # Windows itself (backup, antivirus) keeps access
 # Windows ignores file modes and the umask; private folders get an access control list instead.
 _ON_WINDOWS = sys.platform == "win32"
