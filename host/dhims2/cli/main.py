@@ -57,6 +57,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)  # exits at once for --help, --version and usage errors
     from dhims2.errors import Dhims2Error, ExitStatus
+
     # Files the command writes (the store, exported rows) hold patient data: owner-only.
     os.umask(0o077)
     try:
