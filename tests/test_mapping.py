@@ -669,3 +669,35 @@ def test_values_reported_while_reading_are_not_reported_again_as_missing(mapper:
     assert [error.code for error in mapper.prepare(source).errors] == ["E1302", "E1303", "E1303"]
     reported = mapper.prepare(source, reported={AGE, "WZ5rS7QuECT"})
     assert reported.errors == [unread]
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("GH₵ 823", "823"),
+        ("GHS 823", "823"),
+        ("₵823", "823"),
+        ("823 cedis", "823"),
+        ("GH¢ 1,200.50", "1200.5"),
+        ("ghs823", "823"),
+        ("823 GHC", "823"),
+    ],
+)
+def test_a_cost_in_cedis_is_a_number(mapper: Mapper, written: str, number: str) -> None:
+    # The Capture form's values and a sheet's cells both pass through Mapper.prepare.
+    prepared = prepare(mapper, **{"Cost of treatment": written})
+    assert prepared.ok, prepared.errors
+    assert value_of(prepared, "fRkwcThGCTM") == number
+
+
+@pytest.mark.parametrize("written", ["823 dollars", "cedis", "GH₵", "₵ ₵ 5"])
+def test_a_currency_alone_or_another_one_is_still_refused_as_written(
+    mapper: Mapper, written: str
+) -> None:
+    (error,) = prepare(mapper, **{"Cost of treatment": written}).errors
+    assert (error.code, error.value) == ("E1302", written)
+
+
+def test_only_a_number_field_reads_cedis(typed_mapper: Mapper) -> None:
+    assert codes(typed(typed_mapper, "INTEGER", "GHS 5")) == ["E1302"]
+    assert codes(typed(typed_mapper, "NUMBER", "GHS 5")) == []
