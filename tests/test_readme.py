@@ -21,7 +21,7 @@ def readme_commands() -> list[str]:
 
 
 def test_ci_runs_the_readmes_test_command_as_written():
-    demo, tests = readme_commands()
+    _demo, tests = readme_commands()
     assert tests.endswith("python -m pytest")
     ci_lines = (CHECKOUT / ".ci" / "run").read_text("utf-8").splitlines()
     assert tests in ci_lines

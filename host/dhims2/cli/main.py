@@ -15,7 +15,10 @@ from dhims2.errors import Dhims2Error, ExitStatus
 # subcommand -> (module providing configure_parser(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dhims2.cli.demo", "upload synthetic records to the built-in sandbox"),
-    "upload": ("dhims2.cli.upload", "upload a CSV or JSON file of records to DHIS2"),
+    "upload": (
+        "dhims2.cli.upload",
+        "upload an Excel workbook (.xlsx), CSV or JSON file of records to DHIS2",
+    ),
     "status": ("dhims2.cli.status", "show uploads, or follow one to its end"),
     "retry": ("dhims2.cli.retry", "send a batch's failed records again"),
     "config": ("dhims2.cli.config_command", "show or change the saved settings"),
@@ -43,11 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:
+        parser.print_help()
+        return ExitStatus.USAGE
+    args = parser.parse_args(arguments)
     # Files the command writes (the store, exported rows) hold patient data: owner-only.
     os.umask(0o077)
     try:
         return importlib.import_module(args.command_module).run(args)
+    except BrokenPipeError:
+        # The reader went away (`dhims2 status | head`): nothing more to say, and nobody to say
+        # it to; stdout is pointed at /dev/null so that the final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.OUTPUT_CLOSED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
