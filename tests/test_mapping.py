@@ -701,3 +701,15 @@ def test_a_currency_alone_or_another_one_is_still_refused_as_written(
 def test_only_a_number_field_reads_cedis(typed_mapper: Mapper) -> None:
     assert codes(typed(typed_mapper, "INTEGER", "GHS 5")) == ["E1302"]
     assert codes(typed(typed_mapper, "NUMBER", "GHS 5")) == []
+
+
+def test_a_missing_compulsory_column_is_a_fault_of_the_file_only_when_every_row_needs_it(
+    mapper: Mapper,
+) -> None:
+    without_patient_number = [column for column in VALID_ROW if column != "Patient number"]
+    (error,) = mapper.missing_compulsory_columns(without_patient_number)
+    assert (error.code, error.field) == ("MISSING_COLUMN", "header")
+    assert '"Patient number"' in error.message
+    assert mapper.missing_compulsory_columns(list(VALID_ROW)) == []
+    # With a status column, an ACTIVE row need not have it: each row is judged on its own.
+    assert mapper.missing_compulsory_columns([*without_patient_number, "status"]) == []

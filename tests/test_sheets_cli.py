@@ -234,7 +234,7 @@ def test_records_are_prepared_as_they_are_read(mapper: Mapper) -> None:
             yield SourceRecord(row, {"Patient number": f"SYN-{row}", "Age": "3"})
         raise AssertionError("read past the records asked for")
 
-    source = RecordSource("endless.csv", list(VALID_ROW), records())
+    source = RecordSource("endless.csv", ["Patient number", "Age"], records())
     prepared = prepared_records(source, mapper)
     assert [next(prepared).row for _ in range(3)] == [2, 3, 4]
 

@@ -16,7 +16,7 @@ from dhims2.cli.arguments import add_server_arguments
 if TYPE_CHECKING:
     from dhims2.cli.report import ProgressLine
     from dhims2.dhis2.client import Dhis2Client
-    from dhims2.forms.mapping import PreparedRecord
+    from dhims2.forms.mapping import Mapper, PreparedRecord
     from dhims2.queue.store import Store
     from dhims2.sheets.preparation import RecordPreparer
     from dhims2.sheets.source import RecordSource
@@ -178,7 +178,11 @@ def upload_file(
             preparer = template.bind(context.form, defaults, context.capture_org_units)
         _require_records(source)
         progress = ProgressLine()
-        records = _counted(source.name, prepared_records(source, preparer), progress)
+        prepared = prepared_records(source, preparer)  # raises for unknown or doubled columns
+        if isinstance(preparer, Mapper):
+            # An unknown column may well be the missing one misspelt, so it is named first.
+            _require_compulsory_columns(source, preparer)
+        records = _counted(source.name, prepared, progress)
         if dry_run:
             reasons: dict[int, str] = {}
             status = _dry_run(client, records, reasons, as_json=as_json, chunk_size=batch_size)
@@ -247,6 +251,14 @@ def _require_records(source: RecordSource) -> None:
     if first is None:
         raise InputError(f"{source.name}: no records (nothing below the header)")
     source.records = itertools.chain([first], source.records)
+
+
+def _require_compulsory_columns(source: RecordSource, mapper: Mapper) -> None:
+    from dhims2.sheets.preparation import ColumnError
+
+    missing = mapper.missing_compulsory_columns(source.columns)
+    if missing:
+        raise ColumnError(source.name, missing)
 
 
 def _counted(

@@ -143,16 +143,8 @@ class Mapper:
         return self._form
 
     def check_columns(self, headers: Iterable[str]) -> list[RecordError]:
-        """Faults of a sheet's header row: those of `column_faults`, else the compulsory fields
-        no column holds (an unknown column may well be the missing field misspelt)."""
-        headers = list(headers)
-        return self.column_faults(headers) or self._missing_compulsory_columns(
-            {target for target in map(self.target, headers) if target is not None}
-        )
-
-    def column_faults(self, headers: Iterable[str]) -> list[RecordError]:
-        """Faults of some columns: those that are no field of the form (with the labels they
-        most likely mean) and those that hold the same field as an earlier one."""
+        """Faults of a header row: columns that are no field of the form (with the labels they
+        most likely mean) and columns that hold the same field as an earlier one."""
         errors: list[RecordError] = []
         first_column: dict[str, str] = {}
         for header in headers:
@@ -170,11 +162,13 @@ class Mapper:
                 first_column[target] = header
         return errors
 
-    def _missing_compulsory_columns(self, columns: Collection[str]) -> list[RecordError]:
-        """A compulsory field without a column would be missing from every record, so it is
-        reported once, for the header; only when every record is held to it: without a status
-        column each record gets the default status, and DHIS2 checks compulsory fields of a
-        COMPLETED event (any event, with the ON_UPDATE_AND_INSERT strategy)."""
+    def missing_compulsory_columns(self, headers: Iterable[str]) -> list[RecordError]:
+        """For a whole file: a compulsory field no column holds would be missing from every
+        record, so it is one fault of the header rather than one of each row. Only when every
+        record is held to it: without a status column each record gets the default status, and
+        DHIS2 checks compulsory fields of a COMPLETED event (of any, with ON_UPDATE_AND_INSERT).
+        A single record (the Capture form's) gets its missing fields as its own errors instead."""
+        columns = {target for target in map(self.target, headers) if target is not None}
         holds_every_record = self._defaults.status == "COMPLETED" or (
             self._form.validation_strategy != "ON_COMPLETE"
         )

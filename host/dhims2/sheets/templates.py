@@ -318,7 +318,7 @@ class BoundTemplate:
             )
             errors.append(RecordError("MISSING_COLUMN", message, field=occurred_at))
         others = [column for column in columns if not self._covers(column)]
-        for error in self.mapper.column_faults(others):
+        for error in self.mapper.check_columns(others):
             if error.code == "UNKNOWN_COLUMN":
                 hint = f' Or add it to the {self._where}, as "ignore" to leave it out.'
                 error = replace(error, message=error.message + hint)
