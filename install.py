@@ -98,7 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         print(step)
     if not steps:
         print("nothing to do")
+    if not args.uninstall:
+        print(command_hint(interpreter, system.platform))
     return 0
+
+
+def command_hint(interpreter: Path, platform: str) -> str:
+    """Where the `dhims2` command is: next to the host's interpreter, usually not on PATH."""
+    command = interpreter.parent / ("dhims2.exe" if platform == "win32" else "dhims2")
+    if not command.exists():
+        return f"Run `{interpreter} -m dhims2.cli doctor` to check the browsers."
+    return (
+        f"The dhims2 command is {command}: run `{command} doctor` to check the browsers,"
+        f" or add {command.parent} to PATH to run it as `dhims2`."
+    )
 
 
 def make_venv(data_dir: Path, system: installer.System) -> Path:

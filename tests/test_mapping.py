@@ -669,3 +669,47 @@ def test_values_reported_while_reading_are_not_reported_again_as_missing(mapper:
     assert [error.code for error in mapper.prepare(source).errors] == ["E1302", "E1303", "E1303"]
     reported = mapper.prepare(source, reported={AGE, "WZ5rS7QuECT"})
     assert reported.errors == [unread]
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("GH₵ 823", "823"),
+        ("GHS 823", "823"),
+        ("₵823", "823"),
+        ("823 cedis", "823"),
+        ("GH¢ 1,200.50", "1200.5"),
+        ("ghs823", "823"),
+        ("823 GHC", "823"),
+    ],
+)
+def test_a_cost_in_cedis_is_a_number(mapper: Mapper, written: str, number: str) -> None:
+    # The Capture form's values and a sheet's cells both pass through Mapper.prepare.
+    prepared = prepare(mapper, **{"Cost of treatment": written})
+    assert prepared.ok, prepared.errors
+    assert value_of(prepared, "fRkwcThGCTM") == number
+
+
+@pytest.mark.parametrize("written", ["823 dollars", "cedis", "GH₵", "₵ ₵ 5"])
+def test_a_currency_alone_or_another_one_is_still_refused_as_written(
+    mapper: Mapper, written: str
+) -> None:
+    (error,) = prepare(mapper, **{"Cost of treatment": written}).errors
+    assert (error.code, error.value) == ("E1302", written)
+
+
+def test_only_a_number_field_reads_cedis(typed_mapper: Mapper) -> None:
+    assert codes(typed(typed_mapper, "INTEGER", "GHS 5")) == ["E1302"]
+    assert codes(typed(typed_mapper, "NUMBER", "GHS 5")) == []
+
+
+def test_a_missing_compulsory_column_is_a_fault_of_the_file_only_when_every_row_needs_it(
+    mapper: Mapper,
+) -> None:
+    without_patient_number = [column for column in VALID_ROW if column != "Patient number"]
+    (error,) = mapper.missing_compulsory_columns(without_patient_number)
+    assert (error.code, error.field) == ("MISSING_COLUMN", "header")
+    assert '"Patient number"' in error.message
+    assert mapper.missing_compulsory_columns(list(VALID_ROW)) == []
+    # With a status column, an ACTIVE row need not have it: each row is judged on its own.
+    assert mapper.missing_compulsory_columns([*without_patient_number, "status"]) == []

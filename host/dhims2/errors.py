@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # bad usage, unreadable input or settings
     DHIS2_UNAVAILABLE = 3  # DHIS2 cannot be reached or refuses the sign-in
     INTERRUPTED = 130  # Ctrl+C
+    OUTPUT_CLOSED = 141  # the reader of stdout went away (as a shell reports SIGPIPE)
 
 
 class Dhims2Error(Exception):

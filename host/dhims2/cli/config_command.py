@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dhims2.workspace.config import Config
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -50,16 +54,20 @@ def run(args: argparse.Namespace) -> int:
 
     from dhims2.workspace.config import config_path, load_config, save_config
 
-    saved = load_config(apply_env=False)
     changes = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
     if args.token is not None:
         changes["token"] = sys.stdin.readline().strip() if args.token == "-" else args.token
     if args.clear_token:
         changes["token"] = None
+    saved = _saved_or_set_aside(changing=bool(changes))
     if changes:
         path = save_config(dataclasses.replace(saved, **changes))
         if not args.json:
-            print(f"saved {', '.join(sorted(changes))} to {path}")
+            if args.clear_token:
+                print(f"cleared the saved token in {path}")
+            saved_names = sorted(name for name in changes if changes[name] is not None)
+            if saved_names:
+                print(f"saved {', '.join(saved_names)} to {path}")
     view = load_config().public_view()
     if args.json:
         print(json.dumps(view))
@@ -68,3 +76,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:>20}: {value}")
         print(f"{'file':>20}: {config_path()}")
     return 0
+
+
+def _saved_or_set_aside(*, changing: bool) -> Config:
+    """The saved settings; a file that cannot be used is moved aside when new settings are about
+    to be saved (starting again from the defaults), and otherwise reported with how to repair it."""
+    from dhims2.workspace.config import Config, ConfigError, load_config, set_aside_damaged_config
+
+    try:
+        return load_config(apply_env=False)
+    except ConfigError as error:
+        if not changing:
+            raise ConfigError(
+                f"{error}. To repair it, save a setting (e.g. `dhims2 config --server URL`):"
+                " the damaged file is moved aside and the new settings are saved"
+            ) from None
+        aside = set_aside_damaged_config()
+        print(
+            f"{error}: moved it to {aside}; settings not given are back to their defaults",
+            file=sys.stderr,
+        )
+        return Config()

@@ -14,7 +14,10 @@ from dhims2 import __version__
 # subcommand -> (module providing configure_parser(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("dhims2.cli.demo", "upload synthetic records to the built-in sandbox"),
-    "upload": ("dhims2.cli.upload", "upload a CSV or JSON file of records to DHIS2"),
+    "upload": (
+        "dhims2.cli.upload",
+        "upload an Excel workbook (.xlsx), CSV or JSON file of records to DHIS2",
+    ),
     "status": ("dhims2.cli.status", "show uploads, or follow one to its end"),
     "retry": ("dhims2.cli.retry", "send a batch's failed records again"),
     "config": ("dhims2.cli.config_command", "show or change the saved settings"),
@@ -55,13 +58,22 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_arguments(argv)  # exits at once for --help, --version and usage errors
+    command_line = sys.argv[1:] if argv is None else list(argv)
+    if not command_line:
+        build_parser().print_help()
+        return 2  # ExitStatus.USAGE, without importing more than the help needs
+    args = parse_arguments(command_line)  # exits at once for --help, --version and usage errors
     from dhims2.errors import Dhims2Error, ExitStatus
 
     # Files the command writes (the store, exported rows) hold patient data: owner-only.
     os.umask(0o077)
     try:
         return importlib.import_module(args.command_module).run(args)
+    except BrokenPipeError:
+        # The reader went away (`dhims2 status | head`): nothing more to say, and nobody to say
+        # it to; stdout is pointed at /dev/null so that the final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.OUTPUT_CLOSED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

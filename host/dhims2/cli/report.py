@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from dhims2.queue.store import FAILED, REJECTED, BatchSummary, Store
@@ -52,16 +53,51 @@ def print_summary(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None
         + f", {counts['failed']} failed, {counts['pending']} pending",
         file=out,
     )
+    repeated = RepeatedErrors()
     for record in store.iter_batch_records(batch_id):
         if record.state in (REJECTED, FAILED):
             for error in record.errors:
-                print(f"  row {record.row}: {record.state}: {describe_error(error)}", file=out)
+                repeated.add(record.row, f"{record.state}: {describe_error(error)}")
+    repeated.print(out)
     if counts["pending"]:
         print(
             f"  {counts['pending']} records are still with DHIS2 or waiting to be sent;"
             f" `dhims2 status {summary.id} --follow` follows them to the end",
             file=out,
         )
+    if counts["failed"]:
+        print(
+            f"  {counts['failed']} records failed to reach DHIS2;"
+            f" `dhims2 retry {summary.id}` sends them again",
+            file=out,
+        )
+
+
+class RepeatedErrors:
+    """The errors of many rows, each told once: the same error on several rows is one line with
+    the number of rows and the first of them, so a fault of every row does not fill the screen.
+    (`--json` keeps every error of every row.)"""
+
+    FIRST_ROWS = 5
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[int]] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, row: int, text: str) -> None:
+        rows = self._rows.setdefault(text, [])
+        if len(rows) < self.FIRST_ROWS:
+            rows.append(row)
+        self._counts[text] = self._counts.get(text, 0) + 1
+
+    def print(self, out: TextIO = sys.stdout) -> None:
+        for text, rows in self._rows.items():
+            count = self._counts[text]
+            if count == 1:
+                print(f"  row {rows[0]}: {text}", file=out)
+                continue
+            first = ", ".join(map(str, rows)) + (", ..." if count > len(rows) else "")
+            print(f"  {count} rows ({first}): {text}", file=out)
 
 
 def describe_error(error: dict[str, Any]) -> str:
@@ -80,31 +116,56 @@ def exit_status(summary: BatchSummary) -> int:
 
 
 class ProgressLine:
-    """A one-line progress bar on a terminal, fed by the service's batch.progress messages."""
+    """Progress for a person watching: on a terminal, one line redrawn in place; otherwise (a
+    log, a scheduled task) a line to stderr every INTERVAL seconds at most, so a long upload is
+    never silent and a log is never flooded. Fed while the file is read and validated
+    (`reading`), then by the service's batch.progress messages."""
 
     WIDTH = 30
+    INTERVAL = 5.0  # seconds between lines when stderr is no terminal
+    REDRAW_INTERVAL = 0.1  # seconds between redraws on a terminal
 
     def __init__(self, batch_id: str | None = None, out: TextIO = sys.stderr) -> None:
         self.batch_id = batch_id
         self.out = out
-        self.enabled = out.isatty()
+        self.terminal = out.isatty()
+        self._last_line_at: float | None = None
+        self._latest: str | None = None
+        self._drawn = False
+
+    def reading(self, source_name: str, rows: int) -> None:
+        counted = f": {rows} rows so far" if rows else " ..."
+        self._show(f"Reading and checking {source_name}{counted}", first=rows == 0)
 
     def __call__(self, message: dict[str, Any]) -> None:
-        if not self.enabled or message.get("type") != "batch.progress":
+        if message.get("type") != "batch.progress":
             return
         if self.batch_id is not None and message.get("batch") != self.batch_id:
             return
         total = message["total"] or 1
         done = total - message["pending"]
         filled = self.WIDTH * done // total
-        self.out.write(
-            f"\r[{'#' * filled}{'-' * (self.WIDTH - filled)}] {done}/{message['total']}"
+        bar = f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] " if self.terminal else "Uploading: "
+        self._show(
+            f"{bar}{done}/{message['total']}"
             f"  created {message['created']}  updated {message['updated']}"
-            f"  rejected {message['rejected']}  failed {message['failed']} "
+            f"  rejected {message['rejected']}  failed {message['failed']} ",
+            first=not self._drawn,
         )
-        self.out.flush()
+        self._drawn = True
 
     def finish(self) -> None:
-        if self.enabled:
-            self.out.write("\n")
+        if self.terminal and self._latest is not None:
+            self.out.write(f"\r{self._latest}\x1b[K\n")  # the last state, even if not drawn yet
             self.out.flush()
+
+    def _show(self, text: str, *, first: bool = False) -> None:
+        self._latest = text
+        now = time.monotonic()
+        interval = self.REDRAW_INTERVAL if self.terminal else self.INTERVAL
+        last = self._last_line_at
+        if not first and last is not None and now - last < interval:
+            return
+        self.out.write(f"\r{text}\x1b[K" if self.terminal else text.rstrip() + "\n")
+        self._last_line_at = now
+        self.out.flush()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dhims2.sheets.suggestion import Suggestion
 
 # The form suggestions are made for: the In-Patient program bundled with the package, so a
 # suggestion needs neither a server nor a sign-in. An upload checks the template against the
@@ -59,13 +63,28 @@ def _suggest(args: argparse.Namespace) -> int:
         suggestion = suggest_template(
             source, in_patient_form(), name=args.name or Path(args.file).stem
         )
-    if args.save is not None:
+    # A template that leaves compulsory fields unfilled has every row rejected: it is shown,
+    # not saved, unless asked for (to be completed by hand).
+    refused = args.save is not None and bool(suggestion.unfilled) and not args.force
+    if args.save is not None and not refused:
         try:
             save_template(suggestion.template, args.save, overwrite=args.force)
         except FileExistsError:
             raise UsageError(f"{args.save} exists; pass --force to replace it") from None
         except OSError as error:
             raise UsageError(f"cannot write {args.save}: {error.strerror}") from error
+    if refused:
+        _show(args, suggestion, saved=False)
+        raise UsageError(
+            f"not saved to {args.save}: no column fills the compulsory "
+            + ", ".join(suggestion.unfilled)
+            + "; every row would be rejected. Add the columns to the sheet, or pass --force"
+            " to save it anyway and complete it by hand"
+        )
+    return _show(args, suggestion, saved=args.save is not None)
+
+
+def _show(args: argparse.Namespace, suggestion: Suggestion, *, saved: bool) -> int:
     if args.json:
         print(json.dumps(suggestion.to_json(), ensure_ascii=False))
         return 0
@@ -83,7 +102,7 @@ def _suggest(args: argparse.Namespace) -> int:
     )
     if suggestion.unfilled:
         print("  Compulsory fields no column fills: " + ", ".join(suggestion.unfilled))
-    if args.save is not None:
+    if saved:
         print(f"Saved to {args.save}; upload with: dhims2 upload FILE --template {args.save}")
     else:
         print("Save it with --save T.json, check it, then upload with --template T.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import TYPE_CHECKING
 from dhims2.cli.arguments import add_server_arguments
 
 if TYPE_CHECKING:
+    from dhims2.cli.report import ProgressLine
     from dhims2.dhis2.client import Dhis2Client
-    from dhims2.forms.mapping import PreparedRecord
+    from dhims2.forms.mapping import Mapper, PreparedRecord
     from dhims2.queue.store import Store
     from dhims2.sheets.preparation import RecordPreparer
     from dhims2.sheets.source import RecordSource
     from dhims2.sheets.templates import Template
+    from dhims2.workspace.connection import FormContext
 
 # Stored records read at a time when collecting the reasons of a batch's rejected rows.
 
@@ -43,11 +46,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.csv",
         help="write the rows that were not uploaded to FILE.csv, with the reason for each",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="with --export-invalid, replace an existing file"
+    )
     parser.add_argument("--batch-size", type=int, help="events per DHIS2 import job (1-1000)")
     parser.add_argument(
         "--dry-run",
         action="store_true",
         help="validate locally and with DHIS2 (importMode=VALIDATE); store nothing anywhere",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="with --dry-run, check against the program saved by an earlier run, without DHIS2",
     )
     parser.add_argument(
         "--no-wait", action="store_true", help="hand the records to DHIS2 and return at once"
@@ -60,21 +71,44 @@ def run(args: argparse.Namespace) -> int:
     from dhims2.queue.retention import purge_expired
     from dhims2.sheets.templates import load_template
     from dhims2.workspace.config import load_config
-    from dhims2.workspace.connection import UsageError, open_client, open_store
+    from dhims2.workspace.connection import UsageError, cached_form, open_client, open_store
 
     config = load_config()
     batch_size = args.batch_size if args.batch_size is not None else config.batch_size
     if not 1 <= batch_size <= 1000:
         raise UsageError("--batch-size must be between 1 and 1000")
     template = load_template(args.template) if args.template else None
+    if args.offline and not args.dry_run:
+        raise UsageError("--offline checks a file only: use it with --dry-run")
+    # Refused before anything is read or sent: an upload is never followed by a failed export.
+    check_export_path(args.export_invalid, args.file, force=args.force)
+    program, stage = args.program or config.program, args.stage or config.stage
+    if args.offline:
+        with open_store() as store:
+            context = cached_form(store, args.server or config.server, program, stage)
+            return upload_file(
+                None,
+                store,
+                args.file,
+                program=program,
+                stage=stage,
+                org_unit=args.org_unit or config.org_unit,
+                batch_size=batch_size,
+                dry_run=True,
+                as_json=args.json,
+                template=template,
+                sheet=args.sheet,
+                export_invalid=args.export_invalid,
+                context=context,
+            )
     with open_client(args, config) as client, open_store() as store:
         purge_expired(store, config.retention_days)
         return upload_file(
             client,
             store,
             args.file,
-            program=args.program or config.program,
-            stage=args.stage or config.stage,
+            program=program,
+            stage=stage,
             org_unit=args.org_unit or config.org_unit,
             batch_size=batch_size,
             dry_run=args.dry_run,
@@ -88,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def upload_file(
-    client: Dhis2Client,
+    client: Dhis2Client | None,
     store: Store,
     path: Path,
     *,
@@ -103,8 +137,12 @@ def upload_file(
     template: Template | None = None,
     sheet: str | None = None,
     export_invalid: Path | None = None,
+    context: FormContext | None = None,
 ) -> int:
     """Reads, validates, queues and sends one file; prints the outcome; returns the exit status.
+
+    Without a client (a dry run offline), `context` is the program saved earlier and the
+    records are checked against it alone.
 
     The file is streamed from reading to the store (or, in a dry run, to DHIS2's validation in
     chunks of `batch_size`), so its length does not change the memory needed.
@@ -116,18 +154,21 @@ def upload_file(
     from dhims2.queue.service import UploadService, UploadSettings, run_service
     from dhims2.sheets.preparation import prepared_records
     from dhims2.sheets.reading import open_records
-    from dhims2.workspace.connection import UsageError, load_form
+    from dhims2.workspace.connection import load_form
 
-    if export_invalid is not None and export_invalid.resolve() == Path(path).resolve():
-        raise UsageError("--export-invalid must name another file than the one uploaded")
     with open_records(path, sheet=sheet) as source:
         if not as_json:
             _mention_other_sheets(source, sheet)
-        context = load_form(client, store, program, stage)
-        if context.from_cache and not as_json:
-            print(
-                "DHIS2 is unreachable: validating with the program saved earlier", file=sys.stderr
-            )
+        if context is None:
+            assert client is not None, "a client, or the program saved earlier"
+            context = load_form(client, store, program, stage)
+            if context.from_cache and not as_json:
+                print(
+                    "DHIS2 is unreachable: validating with the program saved earlier",
+                    file=sys.stderr,
+                )
+        elif not as_json:
+            print("Offline: checking against the program saved earlier", file=sys.stderr)
         defaults = RecordDefaults(
             org_unit=org_unit, report_date_from=REPORT_DATE_DATA_ELEMENT.get(program)
         )
@@ -135,12 +176,18 @@ def upload_file(
             preparer: RecordPreparer = Mapper(context.form, defaults, context.capture_org_units)
         else:
             preparer = template.bind(context.form, defaults, context.capture_org_units)
-        records = prepared_records(source, preparer)
+        _require_records(source)
+        progress = ProgressLine()
+        prepared = prepared_records(source, preparer)  # raises for unknown or doubled columns
+        if isinstance(preparer, Mapper):
+            # An unknown column may well be the missing one misspelt, so it is named first.
+            _require_compulsory_columns(source, preparer)
+        records = _counted(source.name, prepared, progress)
         if dry_run:
             reasons: dict[int, str] = {}
             status = _dry_run(client, records, reasons, as_json=as_json, chunk_size=batch_size)
         else:
-            progress = ProgressLine()
+            assert client is not None, "only a dry run goes without a client"
             service = UploadService(
                 store, client, settings=UploadSettings(batch_size=batch_size), listener=progress
             )
@@ -148,11 +195,21 @@ def upload_file(
                 records, program=context.form.program_uid, stage=stage, source=path.name
             )
     if dry_run:
+        progress.finish()
         _export(path, sheet, reasons, export_invalid)
         return status
 
     progress.batch_id = batch_id
-    interruption = run_service(service, wait=wait, timeout=timeout)
+    try:
+        interruption = run_service(service, wait=wait, timeout=timeout)
+    except KeyboardInterrupt:
+        progress.finish()
+        print(
+            f"Stopped. Batch {batch_id} is saved on this computer: nothing is lost, and"
+            f" `dhims2 status {batch_id} --follow` sends the rest and follows it to the end",
+            file=sys.stderr,
+        )
+        raise
     progress.finish()
     print_batch(store, batch_id, as_json=as_json)
     if not as_json:
@@ -164,6 +221,53 @@ def upload_file(
         print(f"{interruption}", file=sys.stderr)
         return interruption.exit_status
     return exit_status(store.batch(batch_id))
+
+
+def check_export_path(export: Path | None, uploaded: Path, *, force: bool) -> None:
+    """Refuses an --export-invalid path that could not be written, before anything is read."""
+    from dhims2.workspace.connection import UsageError
+
+    if export is None:
+        return
+    if export.resolve() == uploaded.resolve():
+        raise UsageError("--export-invalid must name another file than the one uploaded")
+    folder = export.parent
+    if not folder.is_dir():
+        raise UsageError(f"--export-invalid {export}: there is no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--export-invalid {export}: the folder {folder} cannot be written to")
+    if export.is_dir():
+        raise UsageError(f"--export-invalid {export}: is a folder; name a file in it")
+    if export.exists() and not force:
+        raise UsageError(f"--export-invalid {export}: the file exists; add --force to replace it")
+
+
+def _require_records(source: RecordSource) -> None:
+    """A file without any record (a header alone, an empty JSON list) is an input error, raised
+    before its columns are judged, a batch is made or anything is sent."""
+    from dhims2.sheets.source import InputError
+
+    first = next(source.records, None)
+    if first is None:
+        raise InputError(f"{source.name}: no records (nothing below the header)")
+    source.records = itertools.chain([first], source.records)
+
+
+def _require_compulsory_columns(source: RecordSource, mapper: Mapper) -> None:
+    from dhims2.sheets.preparation import ColumnError
+
+    missing = mapper.missing_compulsory_columns(source.columns)
+    if missing:
+        raise ColumnError(source.name, missing)
+
+
+def _counted(
+    source_name: str, records: Iterable[PreparedRecord], progress: ProgressLine
+) -> Iterator[PreparedRecord]:
+    progress.reading(source_name, 0)
+    for count, record in enumerate(records, start=1):
+        progress.reading(source_name, count)
+        yield record
 
 
 def _mention_other_sheets(source: RecordSource, chosen: str | None) -> None:
@@ -178,7 +282,7 @@ def _mention_other_sheets(source: RecordSource, chosen: str | None) -> None:
 
 
 def _dry_run(
-    client: Dhis2Client,
+    client: Dhis2Client | None,
     records: Iterable[PreparedRecord],
     reasons: dict[int, str],
     *,
@@ -186,18 +290,20 @@ def _dry_run(
     chunk_size: int,
 ) -> int:
     """Checks the valid records with DHIS2's own validation, a chunk at a time; nothing is stored
-    there or here. Each record's result is printed as its chunk is done; `reasons` collects why
-    each rejected row would not go."""
-    from dhims2.cli.report import describe_error
+    there or here. With --json each record's result is printed as its chunk is done, else the
+    errors at the end, each told once; `reasons` collects why each rejected row would not go."""
+    from dhims2.cli.report import RepeatedErrors, describe_error
     from dhims2.queue import store as states
     from dhims2.queue.service import error_json, validate_with_server
     from dhims2.sheets.preparation import reason_text
 
     total = rejected = 0
+    repeated = RepeatedErrors()
     if as_json:
         sys.stdout.write('{"batch": null, "dry_run": true, "records": [')
     for chunk in _chunks(records, chunk_size):
-        server_errors = validate_with_server(client, [record for record in chunk if record.ok])
+        valid = [record for record in chunk if record.ok]
+        server_errors = validate_with_server(client, valid) if client is not None else {}
         for record in chunk:
             errors = [error_json(error) for error in record.errors]
             errors += server_errors.get(record.row, [])
@@ -214,12 +320,13 @@ def _dry_run(
                 sys.stdout.write(("," if total else "") + "\n" + json.dumps(result))
             else:
                 for error in errors:
-                    print(f"  row {record.row}: {describe_error(error)}")
+                    repeated.add(record.row, describe_error(error))
             total += 1
     counts = {"total": total, "valid": total - rejected, "rejected": rejected}
     if as_json:
         print("], " + json.dumps(counts)[1:])
     else:
+        repeated.print()
         print(f"Dry run: {total - rejected} of {total} records would be accepted")
     return 1 if rejected else 0
 
@@ -246,14 +353,17 @@ def _export(
     path: Path, sheet: str | None, reasons: dict[int, str], export_invalid: Path | None
 ) -> None:
     from dhims2.sheets.preparation import write_invalid_rows
-    from dhims2.workspace.connection import UsageError
+    from dhims2.sheets.source import InputError
 
     if export_invalid is None:
         return
     try:
         written = write_invalid_rows(path, reasons, export_invalid, sheet=sheet)
-    except OSError as error:
-        raise UsageError(f"cannot write {export_invalid}: {error.strerror}") from error
+    except (OSError, InputError) as error:
+        # The upload itself is done: its outcome, not this file, decides the exit status.
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        print(f"could not write --export-invalid {export_invalid}: {reason}", file=sys.stderr)
+        return
     print(
         f"{written} rows not uploaded, with the reasons, are in {export_invalid}", file=sys.stderr
     )

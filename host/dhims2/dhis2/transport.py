@@ -259,6 +259,13 @@ class Transport:
                 " DHIMS2 administrators if it persists",
                 status=status,
             )
+        if status == 404 and urlsplit(self.base_url).path.strip("/") == "":
+            return RequestRejected(
+                f"DHIS2 refused /api/{path.split('?')[0]} (HTTP 404): there is no DHIS2 API at"
+                f" {self.base_url}/api; DHIS2 is often served under a context path: add it to the"
+                f" address (DHIMS2's is {DHIMS2_ADDRESS})",
+                status=status,
+            )
         return rejection(answer, path)
 
 
@@ -319,6 +326,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 def _ms_since(started: float) -> float:
     return (time.monotonic() - started) * 1000
+
+
+# Named in the hint for a server address without its context path.
+DHIMS2_ADDRESS = "https://events.chimgh.org/events/"
 
 
 def _redirect_failure(answer: Answer, base_url: str) -> Dhis2Error:

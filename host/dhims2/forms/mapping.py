@@ -72,6 +72,11 @@ _MONTH_NAMES = (
     *("July", "August", "September", "October", "November", "December"),
 )
 _DATE_TYPES = ("DATE", "AGE", "DATETIME")
+# The cedi written before an amount (sign, with or without "GH", or ISO code) or after it.
+_CEDI = r"(?:GH\s*[₵¢]|GHS|GHC|[₵¢])"
+_CEDIS = re.compile(
+    rf"^{_CEDI}\s*(?P<before>[^\s₵¢].*)$|^(?P<after>.*[^\s])\s*(?:{_CEDI}|cedis?)$", re.I
+)
 # Excel's 1900 date system counts from 30 December 1899 and holds a 29 February 1900 that never
 # was, so only serials from 61 (1 March 1900) on are dates; 2958465 is 31 December 9999.
 _SERIAL_EPOCH = datetime(1899, 12, 30)
@@ -156,6 +161,30 @@ class Mapper:
             else:
                 first_column[target] = header
         return errors
+
+    def missing_compulsory_columns(self, headers: Iterable[str]) -> list[RecordError]:
+        """For a whole file: a compulsory field no column holds would be missing from every
+        record, so it is one fault of the header rather than one of each row. Only when every
+        record is held to it: without a status column each record gets the default status, and
+        DHIS2 checks compulsory fields of a COMPLETED event (of any, with ON_UPDATE_AND_INSERT).
+        A single record (the Capture form's) gets its missing fields as its own errors instead."""
+        columns = {target for target in map(self.target, headers) if target is not None}
+        holds_every_record = self._defaults.status == "COMPLETED" or (
+            self._form.validation_strategy != "ON_COMPLETE"
+        )
+        if "status" in columns or not holds_every_record:
+            return []
+        missing = [
+            element.label
+            for element in self._form.data_elements
+            if element.compulsory and element.uid not in columns
+        ]
+        if not missing:
+            return []
+        message = f"No column holds {_listed(missing)}, compulsory in every record; add " + (
+            "a column for it." if len(missing) == 1 else "a column for each."
+        )
+        return [RecordError("MISSING_COLUMN", message, field="header")]
 
     def prepare(self, source: SourceRecord, *, reported: Collection[str] = ()) -> PreparedRecord:
         """The DHIS2 event for one record, with every fault found; never raises on bad values.
@@ -401,7 +430,8 @@ def _coerce_boolean(element: DataElement, text: str, column: str) -> str | None:
 
 
 def _coerce_number(element: DataElement, text: str, column: str) -> str:
-    compact = _SPACES.sub("", text)
+    amount = _without_cedis(text) if element.value_type == "NUMBER" else text
+    compact = _SPACES.sub("", amount)
     if _THOUSANDS.match(compact):
         compact = compact.replace(",", "")
     try:
@@ -418,6 +448,18 @@ def _coerce_number(element: DataElement, text: str, column: str) -> str:
     if high is not None and number > high:
         raise _Rejected(value_type_error(element, text, column))
     return str(int(number))
+
+
+def _listed(names: list[str]) -> str:
+    quoted = [f'"{name}"' for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _without_cedis(text: str) -> str:
+    """An amount as clerks write it in Ghana, without its currency: GH₵ 823, GH¢823, GHS 823,
+    ₵823 or 823 cedis are all 823."""
+    match = _CEDIS.match(text.strip())
+    return (match["before"] or match["after"]) if match else text
 
 
 def _coerce_date(element: DataElement, text: str, column: str) -> str:

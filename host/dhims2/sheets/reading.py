@@ -69,11 +69,14 @@ def open_records(path: Path, *, sheet: str | None = None) -> Iterator[RecordSour
     if kind in DELIMITED_TEXT_SUFFIXES:
         encoding = _text_encoding(path)
         try:
-            with path.open(encoding=encoding, newline="") as stream:
-                columns, records = delimited_source(stream, path.name)
-                yield RecordSource(path.name, columns, records)
+            stream = path.open(encoding=encoding, newline="")
         except OSError as error:
             raise InputError(f"{path.name}: cannot be read ({error.strerror})") from error
+        # Only faults of reading the file are the file's (_text_lines names them): a fault of
+        # whatever the caller does meanwhile (writing an export, a closed stdout) stays its own.
+        with stream:
+            columns, records = delimited_source(stream, path.name)
+            yield RecordSource(path.name, columns, records)
     elif kind == ".json":
         listed = list(read_json(_load_json(path), source_name=path.name))
         columns = list(dict.fromkeys(name for record in listed for name in record.fields))
@@ -212,6 +215,8 @@ def _text_lines(stream: Iterable[str], source_name: str) -> Iterator[str]:
             line = next(lines)
         except StopIteration:
             return
+        except OSError as error:
+            raise InputError(f"{source_name}: cannot be read ({error.strerror})") from error
         except UnicodeDecodeError as error:
             raise InputError(
                 f"{source_name}, near line {line_number}: bytes that are neither UTF-8 nor "

@@ -33,7 +33,13 @@ _MIN_SCORE = 0.25
 _WORD_SPLIT = re.compile(r"[\W_]+")
 _PARENTHESISED = re.compile(r"\s*\([^)]*\)")
 _STOP_WORDS = frozenset({"a", "an", "and", "at", "for", "in", "of", "the", "to"})
-_SYNONYMS = {"no": "number", "num": "number", "nr": "number", "sex": "gender", "dx": "diagnosis"}
+# Words of register headings as clerks write them, read as the form's words: "Admitted" is the
+# date of admission, "Folder No." the patient number.
+_SYNONYMS = {
+    **{"no": "number", "num": "number", "nr": "number", "sex": "gender", "dx": "diagnosis"},
+    **{"admitted": "admission", "admit": "admission", "adm": "admission"},
+    **{"folder": "patient", "discharged": "discharge"},
+}
 _SHORTEST_STEM = 4
 _NUMBER_TYPES = ("NUMBER", "INTEGER", "INTEGER_POSITIVE", "INTEGER_ZERO_OR_POSITIVE")
 _ICD_CODE = re.compile(r"^[A-Z]\d{2}\b")

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,9 +116,8 @@ def config_path() -> Path:
 
 def data_dir() -> Path:
     """The private folder for the store, the venv and the launcher; created on first use."""
-    override = os.environ.get("DHIMS2_DATA_DIR")
-    if override:
-        return _private_dir(Path(override))
+    if os.environ.get("DHIMS2_DATA_DIR"):
+        return _chosen_dir("DHIMS2_DATA_DIR")
     try:
         import platformdirs
     except ImportError:
@@ -138,9 +138,8 @@ def bare_python_data_dir() -> Path:
 
 
 def log_dir() -> Path:
-    override = os.environ.get("DHIMS2_LOG_DIR")
-    if override:
-        return _private_dir(Path(override))
+    if os.environ.get("DHIMS2_LOG_DIR"):
+        return _chosen_dir("DHIMS2_LOG_DIR")
     import platformdirs
 
     return _private_dir(Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))
@@ -216,6 +215,28 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 def _require_whole_number(name: str, value: object, maximum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise ConfigError(f"{name} must be a whole number from 1 to {maximum}", field=name)
+
+
+def set_aside_damaged_config() -> Path:
+    """Moves a config file that cannot be used out of the way (kept, never deleted, since it may
+    hold the only copy of a setting), so that new settings can be saved; returns where it went."""
+    path = config_path()
+    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+    try:
+        os.replace(path, aside)
+    except OSError as error:
+        raise ConfigError(f"cannot move {path} aside ({error.strerror})") from None
+    return aside
+
+
+def _chosen_dir(variable: str) -> Path:
+    """The folder an environment variable names, made private; one that cannot be made is a
+    clear error naming the variable (not a traceback from deep inside whatever needed it)."""
+    path = Path(os.environ[variable])
+    try:
+        return _private_dir(path)
+    except OSError as error:
+        raise ConfigError(f"cannot use the folder {path} ({variable}): {error.strerror}") from None
 
 
 def _private_dir(path: Path) -> Path:

@@ -11,7 +11,9 @@ import getpass
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
+from dhims2.dhis2.address import normalised_base_url
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.credentials import Credentials
 from dhims2.dhis2.errors import NotSignedIn, ServerError, ServerUnreachable
@@ -75,8 +77,7 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
 
     A refused sign-in is never answered from the cache: the upload could not proceed anyway.
     """
-    program_key = f"program:{client.base_url}:{program}"
-    scope_key = f"scope:{client.base_url}"
+    program_key, scope_key = _cache_keys(client.base_url, program)
     try:
         metadata = client.program(program)
         scope: list[str] | None = sorted(client.current_user().org_unit_ids)
@@ -92,10 +93,41 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
         store.cache_put(program_key, metadata)
         store.cache_put(scope_key, scope)
         from_cache = False
+    return _form_context(client.base_url, metadata, scope, program, stage, from_cache=from_cache)
+
+
+def cached_form(store: Store, server: str, program: str, stage: str) -> FormContext:
+    """The program form and capture scope saved by an earlier run against `server`, without
+    the network (`dhims2 upload --dry-run --offline`)."""
+    base_url = normalised_base_url(server)
+    program_key, scope_key = _cache_keys(base_url, program)
+    metadata = store.cache_get(program_key)
+    if metadata is None:
+        raise UsageError(
+            f"program {program} of {base_url} is not saved on this computer yet: run"
+            " `dhims2 upload FILE --dry-run` once while DHIS2 can be reached"
+        )
+    scope = store.cache_get(scope_key)
+    return _form_context(base_url, metadata, scope, program, stage, from_cache=True)
+
+
+def _cache_keys(base_url: str, program: str) -> tuple[str, str]:
+    return f"program:{base_url}:{program}", f"scope:{base_url}"
+
+
+def _form_context(
+    base_url: str,
+    metadata: Any,
+    scope: list[str] | None,
+    program: str,
+    stage: str,
+    *,
+    from_cache: bool,
+) -> FormContext:
     try:
         form = ProgramForm.from_metadata(metadata, stage)
     except ValueError as error:
-        raise UsageError(f"program {program} on {client.base_url}: {error}") from None
+        raise UsageError(f"program {program} on {base_url}: {error}") from None
     return FormContext(
         form=form,
         capture_org_units=frozenset(scope) if scope is not None else None,
