@@ -21,6 +21,7 @@ class StageRules:
     data_elements: frozenset[str]
     compulsory: tuple[str, ...]
     validation_strategy: str  # ON_COMPLETE (DHIS2's default) or ON_UPDATE_AND_INSERT
+    block_entry_form: bool = False  # no updates to a completed event (E1326)
 
 
 class Catalog:
@@ -70,6 +71,7 @@ class Catalog:
             data_elements=frozenset(members),
             compulsory=tuple(compulsory),
             validation_strategy=stage.get("validationStrategy", "ON_COMPLETE"),
+            block_entry_form=bool(stage.get("blockEntryForm", False)),
         )
 
     def event_program_stage(self, program_uid: str) -> str | None:

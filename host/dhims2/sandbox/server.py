@@ -63,7 +63,12 @@ class Sandbox:
         self._store = EventStore()
         self._auth = Authenticator(catalog.users)
         dice = Dice(self.knobs)
-        importer = Importer(catalog, self._store, self.version)
+        importer = Importer(
+            catalog,
+            self._store,
+            self.version,
+            fails_to_save=lambda: dice.chance(self.knobs.save_drop_rate),
+        )
         self._jobs = JobRunner(importer.run, self.knobs, dice, self.version)
         self._app = SandboxApp(
             context_path=self.context_path,
@@ -142,9 +147,14 @@ class Sandbox:
         return self._store.live_copies()
 
     def restart(self) -> None:
-        """Forget all jobs, notifications, reports and sessions; keep events and tokens."""
+        """What restarting DHIS2 does: notifications, reports and sessions are forgotten; queued
+        jobs, events and tokens are kept; the running job blocks imports (stuck_job_seconds)."""
         self._jobs.restart()
         self._auth.expire_sessions()
+
+    def submit_other_users_job(self, seconds: float) -> str:
+        """Queue another user's tracker import, which holds the server's one worker `seconds`."""
+        return self._jobs.submit_other_users_job(seconds)
 
     def expire_sessions(self) -> None:
         self._auth.expire_sessions()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from dhims2.dhis2.uids import is_uid
@@ -28,6 +28,7 @@ MESSAGES = {
     "E1030": "Event: `{0}`, already exists.",
     "E1031": "Event OccurredAt date is missing.",
     "E1032": "Event: `{0}`, do not exist.",
+    "E1043": "Event: `{0}`, completeness date has expired. Not possible to make changes to this event.",
     "E1048": "Object: `{0}`, uid: `{1}`, has an invalid uid format.",
     "E1050": "Event ScheduledAt date is missing.",
     "E1076": "`{0}` `{1}` is mandatory and cannot be null",
@@ -41,6 +42,10 @@ MESSAGES = {
     "E1303": "Mandatory DataElement `{0}` is not present",
     "E1304": "DataElement `{0}` is not a valid data element",
     "E1305": "DataElement `{0}` is not part of `{1}` program stage",
+    "E1326": (
+        "Event `{0}` is completed and its ProgramStage blocks the entry form after completion."
+        " Reopen the Event before updating."
+    ),
 }
 
 
@@ -199,7 +204,29 @@ class EventValidator:
             problems = check(candidate)
             if problems:
                 return problems
-        return self._dates(event) + self._data_values(event)
+        return self._dates(event) + self._data_values(event) + self._update_rules(candidate)
+
+    def _update_rules(self, candidate: _Candidate) -> list[Problem]:
+        """Rules only an update meets: a completed event in a stage that blocks entry after
+        completion (BlockEntryFormAfterCompletionValidator, E1326), and a completed event older
+        than the program's completeEventsExpiryDays (DateValidator.validateCompletionExpiryDays,
+        E1043; the stored completion date counts)."""
+        event, existing = candidate.event, candidate.existing
+        if candidate.strategy != "UPDATE" or existing is None:
+            return []
+        problems: list[Problem] = []
+        stage = self._catalog.stages.get(event["programStage"])
+        completed_before = existing["status"] == "COMPLETED"
+        if stage and stage.block_entry_form and completed_before and event["status"] == "COMPLETED":
+            problems.append(("E1326", [event["event"]]))
+        program = self._catalog.programs.get(event["program"], {})
+        expiry_days = program.get("completeEventsExpiryDays", 0)
+        completed_at = existing.get("completedAt") if completed_before else None
+        if expiry_days and completed_at:
+            expires = datetime.fromisoformat(completed_at) + timedelta(days=expiry_days)
+            if datetime.now() > expires:
+                problems.append(("E1043", [event["event"]]))
+        return problems
 
     def _uid_format(self, candidate: _Candidate) -> list[Problem]:
         notes = candidate.event["notes"]
