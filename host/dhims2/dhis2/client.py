@@ -37,6 +37,8 @@ PROGRAM_FIELDS = (
     "[compulsory,dataElement[id,code,name,formName,valueType,optionSet[id,options[code,name]]]]]"
 )
 ME_FIELDS = "id,username,organisationUnits[id,path]"
+READ_BACK_FIELDS = "event,status,dataValues[dataElement,value]"
+READ_BACK_CHUNK = 100  # event UIDs per request, to keep the URL short
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -253,6 +255,29 @@ class Dhis2Client:
         return report_from_import_summaries(summaries, legacy_events)
 
     # ----------------------------------------------------------------- reading events
+
+    def stored_events(self, uids: list[str]) -> dict[str, dict]:
+        """Which of these events DHIS2 holds now (deleted ones are not returned), by UID, with
+        their status and data values: the evidence that a job we could not follow did run."""
+        found: dict[str, dict] = {}
+        for uid in uids:
+            require_uid(uid, "event")
+        for start in range(0, len(uids), READ_BACK_CHUNK):
+            chunk = uids[start : start + READ_BACK_CHUNK]
+            body = self._transport.get_json(
+                "tracker/events",
+                params={
+                    "events": ",".join(chunk),
+                    "fields": READ_BACK_FIELDS,
+                    "pageSize": str(len(chunk)),
+                },
+                what="event read-back",
+            )
+            items = field(body, "instances", list, "event read-back")
+            for item in items:
+                if isinstance(item, dict) and item.get("event") in chunk:
+                    found[item["event"]] = item
+        return found
 
     def list_events(
         self, program: str, org_unit: str | None = None, page_size: int = 1000

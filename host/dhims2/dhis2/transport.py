@@ -351,11 +351,14 @@ def rejection(answer: Answer, path: str) -> RequestRejected:
         403: "the signed-in user is not allowed to do this",
         404: "not found: check the server address",
     }.get(answer.status)
+    from_dhis2 = isinstance(body, dict) and "httpStatusCode" in body
     text = f"DHIS2 refused /api/{path.split('?')[0]} (HTTP {answer.status})"
     for extra in (detail, hint):
         if extra:
             text += f": {extra}"
-    return RequestRejected(text, status=answer.status, server_code=server_code)
+    return RequestRejected(
+        text, status=answer.status, server_code=server_code, from_dhis2=from_dhis2
+    )
 
 
 def json_body(answer: Answer, what: str) -> Any:

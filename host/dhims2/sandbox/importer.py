@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from dhims2.dhis2.uids import new_uid

@@ -28,7 +28,9 @@ MESSAGES = {
     "E1030": "Event: `{0}`, already exists.",
     "E1031": "Event OccurredAt date is missing.",
     "E1032": "Event: `{0}`, do not exist.",
-    "E1043": "Event: `{0}`, completeness date has expired. Not possible to make changes to this event.",
+    "E1043": (
+        "Event: `{0}`, completeness date has expired. Not possible to make changes to this event."
+    ),
     "E1048": "Object: `{0}`, uid: `{1}`, has an invalid uid format.",
     "E1050": "Event ScheduledAt date is missing.",
     "E1076": "`{0}` `{1}` is mandatory and cannot be null",
