@@ -9,6 +9,7 @@ by update-only rules, lost completion notifications, and refusals that are not a
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -20,12 +21,15 @@ from dhims2.dhis2.credentials import Credentials
 from dhims2.dhis2.errors import ServerError
 from dhims2.dhis2.transport import RetryPolicy
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID, bundled_metadata
+from dhims2.forms.synthetic import synthetic_rows, write_csv
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower
 from dhims2.queue.service import UploadService, UploadSettings
 from dhims2.queue.store import Store
 from dhims2.sandbox import Sandbox
 from dhims2.sandbox.knobs import Knobs
+from host_process import Host
+from test_cli import dhims2, server_args
 from test_service import assert_each_event_stored_once, prepared_records, states_of
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -323,3 +327,65 @@ def test_sandbox_refusals_before_import(sandbox_client_for, inpatient_event):
         assert conflict.status_code == 409
         assert conflict.json()["message"] == "Failed to transition job into ONCE_ASAP state."
         assert sandbox.stored_events() == []
+
+
+# --- 1. a user assigned to a region captures for every facility below it -------------------
+
+VOLTA_REGION = "VoltaReg001"
+VOLTA_FACILITIES = {
+    "duCDqCRlWG1": "Volta Regional Hospital",
+    "Kp4wTr2mHoS": "Ho Municipal Hospital",
+}
+ACCRA_FACILITY = "Zq8NvB3xLeA"
+
+
+def region_user_metadata() -> dict[str, Any]:
+    metadata = copy.deepcopy(bundled_metadata())
+    metadata["users"][0]["organisationUnits"] = [{"id": VOLTA_REGION}]
+    return metadata
+
+
+def test_a_region_user_uploads_for_the_facilities_below_and_only_those(tmp_path, env):
+    # SecurityOwnershipValidator accepts any org unit in the user's hierarchy (isInUserHierarchy).
+    rows = list(synthetic_rows(3, tag="REG"))
+    for row, unit in zip(rows, [*VOLTA_FACILITIES, ACCRA_FACILITY], strict=True):
+        row["orgUnit"] = unit
+    path = write_csv(tmp_path / "region.csv", rows)
+    with Sandbox(metadata=region_user_metadata()) as sandbox:
+        result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
+        stored = {event["orgUnit"] for event in sandbox.stored_events()}
+    report = json.loads(result.stdout)
+    states_by_row = {record["row"]: record["state"] for record in report["records"]}
+    assert states_by_row == {2: "created", 3: "created", 4: "rejected"}
+    [refusal] = report["records"][2]["errors"]
+    assert "organisation unit" in refusal["message"]
+    assert stored == set(VOLTA_FACILITIES)
+
+
+def test_the_host_lists_a_region_users_facilities_by_name(env):
+    with Sandbox(metadata=region_user_metadata()) as sandbox:
+        host = Host(["chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"], env)
+        try:
+            assert host.receive()["type"] == "hello"
+            host.send(
+                {
+                    "id": "setup",
+                    "type": "configure",
+                    "server": sandbox.base_url,
+                    "auth": "token",
+                    "token": sandbox.create_token(),
+                }
+            )
+            assert host.receive_until(lambda m: m.get("id") == "setup")[-1]["ok"]
+            host.send(
+                {"id": "p", "type": "get_program", "program": PROGRAM_UID, "stage": STAGE_UID}
+            )
+            reply = host.receive_until(lambda m: m.get("id") == "p")[-1]
+        finally:
+            host.process.kill()
+            host.process.wait()
+    assert reply["ok"], reply
+    assert reply["org_units"] == sorted(
+        ({"id": uid, "name": name} for uid, name in VOLTA_FACILITIES.items()),
+        key=lambda unit: unit["name"],
+    )

@@ -33,7 +33,7 @@ from dhims2.dhis2.uids import is_uid
 
 TRACKER_IMPORT_SINCE = (2, 36, 0)
 PROGRAM_FIELDS = (
-    "id,name,programType,organisationUnits[id],programStages[id,name,programStageDataElements"
+    "id,name,programType,organisationUnits[id,name,path],programStages[id,name,programStageDataElements"
     "[compulsory,dataElement[id,code,name,formName,valueType,optionSet[id,options[code,name]]]]]"
 )
 ME_FIELDS = "id,username,organisationUnits[id,path]"
