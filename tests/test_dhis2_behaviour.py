@@ -389,3 +389,36 @@ def test_the_host_lists_a_region_users_facilities_by_name(env):
         ({"id": uid, "name": name} for uid, name in VOLTA_FACILITIES.items()),
         key=lambda unit: unit["name"],
     )
+
+
+# --- 9. E1302 from 2.41.9 names the value type, not the data element ------------------------
+
+AGE = "upqhIcii1iC"
+
+
+def test_sandbox_2_41_9_e1302_args_are_the_value_type_and_a_sentence(
+    sandbox_client_for, inpatient_event
+):
+    # ValidationUtils.validateValueType (2.41.9): addError(dto, E1302, valueType, error).
+    with Sandbox(version="2.41.9") as sandbox:
+        report = sandbox_client_for(sandbox).import_now([inpatient_event(values={AGE: "x"})])
+    [error] = report.json()["validationReport"]["errorReports"]
+    assert error["errorCode"] == "E1302"
+    value_type = error["args"][0]
+    assert error["args"] == [value_type, f"Value type is {value_type} but the value `x` is not."]
+    assert AGE not in error["message"]
+
+
+def test_a_2_41_9_e1302_is_still_placed_on_its_field(store):
+    records = prepared_records(2)
+    for item in records[1].event["dataValues"]:  # past local checks: DHIS2 judges the value
+        if item["dataElement"] == AGE:
+            item["value"] = "thirty"
+    with Sandbox(version="2.41.9") as sandbox, connect(sandbox) as client:
+        service = service_for(store, client)
+        batch = service.queue(records, program=PROGRAM_UID, stage=STAGE_UID, source="t")
+        service.run(timeout=30)
+    rejected = [r for r in store.batch_records(batch) if r.state == states.REJECTED]
+    [error] = rejected[0].errors
+    assert (error["code"], error["dataElement"], error["value"]) == ("E1302", AGE, "thirty")
+    assert error["field"] == "Age"

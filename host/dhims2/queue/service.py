@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ DUPLICATE_RECORD = "DUPLICATE_RECORD"
 # DateValidator, ExistenceValidator). On an event whose UID we minted and no earlier upload
 # imported, they mean a first send we never heard back from has already created it.
 UPDATE_ONLY_RULES = frozenset({"E1326", "E1043", "E1082"})
+_E1302_VALUE = re.compile(r"but the value `(.*)` is not\.")
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -573,9 +575,17 @@ def rejection(
         data_element = next(
             (uid for arg in args for uid, value in values.items() if value == arg and uid), None
         )
+    message = str(error_report.get("message", ""))
     if data_element is None:
-        message = str(error_report.get("message", ""))
         data_element = next((uid for uid in fields if uid in message), None)
+    if data_element is None:
+        # From 2.41.9 E1302 names only the value type and quotes the value in a sentence
+        # (ValidationUtils.validateValueType): find who sent that value.
+        quoted = _E1302_VALUE.search(message)
+        data_element = next(
+            (uid for uid, value in values.items() if quoted and value == quoted.group(1) and uid),
+            None,
+        )
     return {
         "code": str(error_report.get("errorCode", "")),
         "message": str(error_report.get("message", "")),

@@ -293,11 +293,16 @@ class Importer:
         self._catalog = catalog
         self._store = store
         self._with_args = version.error_reports_have_args
+        self._e1302_names_value_type = version.e1302_names_the_value_type
         self._fails_to_save = fails_to_save
 
     def run(self, events: list[Event], options: ImportOptions, username: str) -> ImportOutcome:
         """Validate and (unless VALIDATE or rejected as a whole) store the events atomically."""
-        validator = EventValidator(self._catalog, self._catalog.users[username])
+        validator = EventValidator(
+            self._catalog,
+            self._catalog.users[username],
+            e1302_names_value_type=self._e1302_names_value_type,
+        )
         with self._store.transaction() as stored:
             checked = []
             for event in events:

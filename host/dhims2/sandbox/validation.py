@@ -185,9 +185,12 @@ class _Candidate:
 class EventValidator:
     """Validates normalised events for one importing user; see importer.normalize_event."""
 
-    def __init__(self, catalog: Catalog, user: dict[str, Any]) -> None:
+    def __init__(
+        self, catalog: Catalog, user: dict[str, Any], *, e1302_names_value_type: bool = False
+    ) -> None:
         self._catalog = catalog
         self._user = user
+        self._e1302_names_value_type = e1302_names_value_type
 
     def validate(self, event: Event, strategy: str, existing: Event | None) -> list[Problem]:
         """Problems of one event, given the effective strategy (CREATE, UPDATE or DELETE)."""
@@ -316,7 +319,10 @@ class EventValidator:
                     problems.append(("E1125", [value, rule.option_set_uid or ""]))
             else:
                 key = value_type_problem(rule.value_type, value)
-                if key is not None:
+                if key is not None and self._e1302_names_value_type:
+                    sentence = f"Value type is {rule.value_type} but the value `{value}` is not."
+                    problems.append(("E1302", [rule.value_type, sentence]))
+                elif key is not None:
                     problems.append(("E1302", [element_uid, key]))
         in_payload = dict.fromkeys(data_value["dataElement"] for data_value in event["dataValues"])
         if enforce_mandatory:
