@@ -422,3 +422,18 @@ def test_a_2_41_9_e1302_is_still_placed_on_its_field(store):
     [error] = rejected[0].errors
     assert (error["code"], error["dataElement"], error["value"]) == ("E1302", AGE, "thirty")
     assert error["field"] == "Age"
+
+
+# --- polling a job keeps the node that holds its notifications ---------------------------------
+
+
+def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, client):
+    # DefaultNotifier keeps notifications in the node's memory: a poll that lands on another
+    # node sees []. The balancer's cookie must come back with every request after the first.
+    sandbox.balancer_cookie = "dhims2lb"
+    service = service_for(store, client)
+    batch = queue(service, 3)
+    service.run(timeout=30)
+    assert states_of(store, batch) == {states.CREATED: 3}
+    counts = sandbox.balancer_cookie_counts()
+    assert counts[False] == 1 and counts[True] >= 3
