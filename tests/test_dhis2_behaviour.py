@@ -172,6 +172,47 @@ def test_a_job_that_ran_while_its_traces_were_lost_is_read_back_not_resent(sandb
     assert sandbox.request_count("POST", "/api/tracker") == 1
 
 
+def test_a_job_cut_off_before_its_host_saw_it_run_is_resent_once_housekeeping_fails_it(
+    sandbox, store, client
+):
+    sandbox.knobs.job_overhead_seconds = 30
+    sandbox.knobs.stuck_job_seconds = 1.0
+    service = service_for(store, client)
+    batch = queue(service, 3)
+    service.run(wait=False)  # sent, never polled: nobody saw it start
+    deadline = time.monotonic() + 5
+    while not sandbox.request_count("POST", "/api/tracker") or sandbox.wait_idle(0):
+        assert time.monotonic() < deadline
+    time.sleep(0.1)
+    sandbox.knobs.job_overhead_seconds = 0
+    sandbox.restart()
+    service.run(timeout=30)
+    assert states_of(store, batch) == {states.CREATED: 3}
+    assert sends_of(store, batch) == {2: 3}
+    assert_each_event_stored_once(sandbox, store, batch)
+
+
+def test_sandbox_job_configuration_outlives_a_restart(sandbox, sandbox_client, inpatient_event):
+    # HibernateJobConfigurationStore: the row survives; a RUNNING row cut off by a restart is
+    # failed by housekeeping (lastexecutedstatus FAILED).
+    sandbox.knobs.job_overhead_seconds = 30
+    sandbox.knobs.stuck_job_seconds = 0.3
+    job_id = sandbox_client.import_events([inpatient_event()]).json()["response"]["id"]
+
+    def status() -> tuple[str, str]:
+        row = sandbox_client.get(f"/api/jobConfigurations/{job_id}").json()
+        return row["jobStatus"], row["lastExecutedStatus"]
+
+    deadline = time.monotonic() + 5
+    while status()[0] != "RUNNING":
+        assert time.monotonic() < deadline
+    sandbox.restart()
+    assert status() == ("RUNNING", "NOT_STARTED")
+    time.sleep(0.4)
+    assert status() == ("DISABLED", "FAILED")
+    assert sandbox_client.get("/api/jobConfigurations/AAAAAAAAAAA").status_code == 404
+
+
 # --- 4. a re-send met by update-only rules ---------------------------------------------------
 
 

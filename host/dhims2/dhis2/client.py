@@ -236,6 +236,22 @@ class Dhis2Client:
             return None
         return validated_report(json_object(answer, "job report"), "job report")
 
+    def job_configuration(self, job_id: str) -> dict | None:
+        """The scheduler's row for the job ({jobStatus, lastExecutedStatus}), which outlives a
+        restart; None when DHIS2 has no such job (404)."""
+        require_uid(job_id, "job id")
+        answer = self._transport.exchange(
+            "GET",
+            f"jobConfigurations/{job_id}",
+            params={"fields": "id,jobStatus,lastExecutedStatus"},
+            accept=(200, 404),
+        )
+        if answer.status == 404:
+            return None
+        body = json_object(answer, "job configuration")
+        field(body, "jobStatus", str, "job configuration")
+        return body
+
     def import_legacy_events(self, events: list[dict]) -> dict:
         """Import through /api/events (servers before 2.36); returns a tracker-shaped report."""
         legacy_events = [legacy_event(event) for event in events_body(events)["events"]]

@@ -244,7 +244,7 @@ class UploadService:
             timeout=timeout,
             on_progress=on_progress,
             on_queued=on_queued,
-            on_silence=self._job_ran_unseen,
+            on_silence=self._job_is_over_unseen,
             stop=stop,
         )
         for outcome in outcomes:
@@ -254,19 +254,30 @@ class UploadService:
             # Return after the first finished job so its slot is refilled at once.
             return
 
-    def _job_ran_unseen(self, job_id: str, silent_for: float) -> bool:
-        """For a job silent since it was sent: True when DHIS2 already holds all its events (it
-        ran while its notifications and report were lost). Otherwise it may still be queued."""
+    def _job_is_over_unseen(self, job_id: str, silent_for: float) -> bool:
+        """For a job silent since it was sent: True when it can no longer bring its events.
+
+        Either DHIS2 already holds them all (it ran while its notifications and report were
+        lost), or the scheduler's row says the job is neither queued nor running (housekeeping
+        failed it after a restart cut it off) or is gone. Without that evidence it may still be
+        queued: False."""
         records = self.store.job_records(job_id)
         held = self.client.stored_events([record.event_uid for record in records])
-        log.info(
-            "job %s silent for %.0f s; %d of %d events in DHIS2",
-            job_id,
-            silent_for,
-            len(held),
-            len(records),
-        )
-        return all(record.event_uid in held for record in records)
+        if all(record.event_uid in held for record in records):
+            return True
+        try:
+            configuration = self.client.job_configuration(job_id)
+        except Dhis2Error as error:  # not allowed to read it, or unreachable: no evidence
+            log.info(
+                "job %s silent for %.0f s; its status is unknown (%s)",
+                job_id,
+                silent_for,
+                error.code,
+            )
+            return False
+        status = configuration.get("jobStatus") if configuration else "GONE"
+        log.info("job %s silent for %.0f s; DHIS2 says %s", job_id, silent_for, status)
+        return status not in ("SCHEDULED", "RUNNING")
 
     def _apply(self, outcome: JobOutcome) -> None:
         records = self.store.job_records(outcome.job_id)

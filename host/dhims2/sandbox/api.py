@@ -134,6 +134,7 @@ class SandboxApp:
             ("GET", "/api/me", self._me),
             ("GET", f"/api/programs/{_UID}", self._program),
             ("GET", f"/api/organisationUnits/{_UID}", self._org_unit),
+            ("GET", f"/api/jobConfigurations/{_UID}", self._job_configuration),
             ("POST", "/api/apiToken", self._create_token),
         ]
         if version.has_tracker_api:
@@ -337,6 +338,12 @@ class SandboxApp:
         if refused:
             return _html_error(refused, "Forbidden" if refused == 403 else "Refused")
         return None
+
+    def _job_configuration(self, request: Request, user: dict[str, Any], uid: str) -> Response:
+        configuration = self._jobs.job_configuration(uid)
+        if configuration is None:
+            raise NotFound(f"JobConfiguration with id {uid} could not be found.")
+        return json_response(200, self._select(request, configuration))
 
     def _job_notifications(self, request: Request, user: dict[str, Any], job_uid: str) -> Response:
         _require_uid(job_uid, "job id")

@@ -55,6 +55,9 @@ class Job:
     report: dict[str, Any] | None = None
     report_visible_at: float = 0.0
     busy_seconds: float | None = None  # another user's job: holds the queue, imports nothing
+    # the jobconfiguration row's jobStatus and lastExecutedStatus: kept across restarts
+    status: str = "SCHEDULED"
+    last_executed_status: str = "NOT_STARTED"
 
 
 class JobRunner:
@@ -70,6 +73,7 @@ class JobRunner:
         self._queue: deque[Job] = deque()
         self._running: Job | None = None
         self._blocked_until = 0.0  # a job left RUNNING by a restart holds the queue until then
+        self._stuck: Job | None = None
         self._generation = 0  # bumped by restart(): work of an older generation is dropped
         self._stopping = False
         self._worker: threading.Thread | None = None
@@ -118,6 +122,23 @@ class JobRunner:
                 return None
             return job.report
 
+    def job_configuration(self, job_uid: str) -> dict[str, str] | None:
+        """The job's jobconfiguration row as GET /api/jobConfigurations/{uid} shows it; None once
+        forgotten. Housekeeping fails a job left RUNNING by a restart once its time is up
+        (HibernateJobConfigurationStore: lastexecutedstatus FAILED, enabled false)."""
+        with self._condition:
+            job = self._jobs.get(job_uid)
+            if job is None:
+                return None
+            if job is self._stuck and time.monotonic() >= self._blocked_until:
+                job.status, job.last_executed_status = "DISABLED", "FAILED"
+            return {
+                "id": job.uid,
+                "jobType": "TRACKER_IMPORT_JOB",
+                "jobStatus": job.status,
+                "lastExecutedStatus": job.last_executed_status,
+            }
+
     def restart(self) -> None:
         """What a server restart does: queued jobs stay queued (they are database rows), every
         notification and report vanishes (they are in memory), and the job that was running is
@@ -126,11 +147,10 @@ class JobRunner:
             self._generation += 1
             if self._running is not None:
                 self._blocked_until = time.monotonic() + max(0.0, self._knobs.stuck_job_seconds)
-            queued = {job.uid for job in self._queue}
-            for uid in [uid for uid in self._jobs if uid not in queued]:
-                del self._jobs[uid]
-            for job in self._queue:
+                self._stuck = self._running
+            for job in self._jobs.values():
                 job.notifications.clear()
+                job.report = None
             self._condition.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -156,11 +176,15 @@ class JobRunner:
                     continue
                 self._queue.remove(job)
                 self._running = job
+                job.status = "RUNNING"
             try:
                 self._process(job, generation)
             finally:
                 with self._condition:
                     self._running = None
+                    if job is not self._stuck:
+                        job.status = "COMPLETED"
+                        job.last_executed_status = "COMPLETED"
                     self._condition.notify_all()
 
     def _next_job(self) -> Job:
