@@ -214,9 +214,12 @@ def test_a_failed_job_reports_process_failed_and_never_a_report(
         client = sandbox_client_for(sandbox)
         job_id = submit(client, [inpatient_event()])
         assert sandbox.wait_idle(5)
-        last = notifications(client, job_id)[0]
+        last, stage = notifications(client, job_id)[:2]
         assert (last["level"], last["completed"]) == ("ERROR", True)
         assert last["message"].startswith("Process failed: ")
+        # NotifierJobProgress.failedStage tells the exception at ERROR before failedProcess.
+        assert (stage["level"], stage["completed"]) == ("ERROR", False)
+        assert last["message"] == f"Process failed: {stage['message']}"
         assert client.get(f"/api/tracker/jobs/{job_id}/report").status_code == 404
         assert sandbox.stored_events() == []
 

@@ -217,10 +217,15 @@ class JobRunner:
         if not self._pause_until(time.monotonic() + processing, generation):
             return
         if self._dice.chance(self._knobs.job_failure_rate):
-            failure = (
-                f"Process failed: {FAILURE_REASON}" if staged else f"({job.username}) Import:Error"
-            )
-            self._notify(job, failure, level="ERROR", completed=True)
+            if staged:
+                # The failing stage reports the exception first, then the process fails
+                # (NotifierJobProgress.failedStage, then failedProcess "Process failed: ...").
+                self._notify(job, FAILURE_REASON, level="ERROR")
+                self._notify(
+                    job, f"Process failed: {FAILURE_REASON}", level="ERROR", completed=True
+                )
+            else:
+                self._notify(job, f"({job.username}) Import:Error", level="ERROR", completed=True)
             return
         with self._condition:
             # Holding the lock across the commit keeps a concurrent restart() from landing mid-way.
