@@ -36,6 +36,12 @@ RUNNING_MAX_POLL = 1.0
 # DHIS2 starts queued jobs from a loop that runs every 20 s (JobScheduler.LOOP_SECONDS): polling
 # a queued job more often than that only adds load to a shared server.
 QUEUED_MAX_POLL = 20.0
+# The follower's patience, by default: how long a report may lag its completed notification, a
+# job may stay silent before its events are read back, and a running job's notifications may
+# stand still before its report is asked for.
+REPORT_GRACE = 30.0
+FORGET_AFTER = 600.0
+REPORT_AFTER_SILENCE = 60.0
 # A job that ended with an exception never gets a report; this many 404s after its ERROR
 # completion (spread over a few growing poll intervals) tell it apart from a report that is late.
 REPORT_MISSES_BEFORE_FAILED = 5
@@ -84,9 +90,9 @@ class JobFollower:
         *,
         first_poll: float = 0.2,
         max_poll: float = QUEUED_MAX_POLL,
-        report_grace: float = 30.0,
-        forget_after: float = 600.0,
-        report_after_silence: float = 60.0,
+        report_grace: float = REPORT_GRACE,
+        forget_after: float = FORGET_AFTER,
+        report_after_silence: float = REPORT_AFTER_SILENCE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
