@@ -20,7 +20,9 @@ from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.credentials import Credentials
 from dhims2.dhis2.errors import ServerError
 from dhims2.dhis2.transport import RetryPolicy
+from dhims2.dhis2.uids import new_uid
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID, bundled_metadata
+from dhims2.forms.schema import EventValidator
 from dhims2.forms.synthetic import synthetic_rows, write_csv
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower
@@ -28,6 +30,7 @@ from dhims2.queue.service import UploadService, UploadSettings
 from dhims2.queue.store import Store
 from dhims2.sandbox import Sandbox
 from dhims2.sandbox.knobs import Knobs
+from dhims2.workspace.connection import load_form
 from host_process import Host
 from test_cli import dhims2, server_args
 from test_service import assert_each_event_stored_once, prepared_records, states_of
@@ -478,3 +481,32 @@ def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, client)
     assert states_of(store, batch) == {states.CREATED: 3}
     counts = sandbox.balancer_cookie_counts()
     assert counts[False] == 1 and counts[True] >= 3
+
+
+# --- 7. program settings DHIS2 validates against, fetched and cached with the form -------------
+
+
+def test_program_settings_come_with_the_form_and_are_checked_locally(store):
+    metadata = metadata_with(
+        {"validationStrategy": "ON_UPDATE_AND_INSERT", "blockEntryForm": True},
+        {"categoryCombo": {"id": "AttrCombo01", "isDefault": False}, "completeEventsExpiryDays": 7},
+    )
+    with Sandbox(metadata=metadata) as sandbox, connect(sandbox) as client:
+        context = load_form(client, store, PROGRAM_UID, STAGE_UID)
+        cached = store.cache_get(f"program:{client.base_url}:{PROGRAM_UID}")
+        [record] = prepared_records(1)
+        event = {**record.event, "status": "ACTIVE"}
+        event["dataValues"] = [v for v in event["dataValues"] if v["dataElement"] != AGE]
+        local = EventValidator(context.form).errors(event)
+        complete = {**record.event, "event": new_uid()}
+        with_combo = {**event, "event": new_uid(), "attributeOptionCombo": "AttrOption1"}
+        refused = client.import_now([complete, with_combo], atomic_mode="OBJECT")
+    assert context.form.validation_strategy == "ON_UPDATE_AND_INSERT"
+    assert context.form.needs_attribute_option_combo
+    assert cached["completeEventsExpiryDays"] == 7
+    assert cached["programStages"][0]["blockEntryForm"] is True
+    # What DHIS2 refuses (DataRelationsValidator E1055; compulsory values on every save with
+    # ON_UPDATE_AND_INSERT, E1303) is refused on this computer first.
+    server_codes = {(e["uid"], e["errorCode"]) for e in refused["validationReport"]["errorReports"]}
+    assert server_codes == {(complete["event"], "E1055"), (with_combo["event"], "E1303")}
+    assert {"E1055", "E1303"} <= {error.code for error in local}

@@ -32,8 +32,13 @@ from dhims2.dhis2.transport import DEFAULT_RETRY, RetryPolicy, Transport, json_o
 from dhims2.dhis2.uids import is_uid
 
 TRACKER_IMPORT_SINCE = (2, 36, 0)
+# The program settings DHIS2 validates events against come too, and are cached with the form:
+# when compulsory values count (validationStrategy), whether an attribute option combo is needed
+# (categoryCombo), and the expiry and blocking rules (docs/dhis2-tracker-api.md).
 PROGRAM_FIELDS = (
-    "id,name,programType,organisationUnits[id,name,path],programStages[id,name,programStageDataElements"
+    "id,name,programType,categoryCombo[id,isDefault],expiryDays,expiryPeriodType,"
+    "completeEventsExpiryDays,organisationUnits[id,name,path],"
+    "programStages[id,name,validationStrategy,blockEntryForm,programStageDataElements"
     "[compulsory,dataElement[id,code,name,formName,valueType,optionSet[id,options[code,name]]]]]"
 )
 ME_FIELDS = "id,username,organisationUnits[id,path]"

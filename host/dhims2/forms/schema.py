@@ -283,6 +283,7 @@ class EventValidator:
         for error in self._validator.iter_errors(view):
             findings.extend(self._translate(error, view, labels))
         findings.extend(self._scope_findings(view, labels))
+        findings.extend(self._attribute_option_combo_findings(view, labels))
         unique: list[RecordError] = []
         reported: set[tuple[str, str]] = set()
         for target, error in findings:
@@ -369,6 +370,18 @@ class EventValidator:
         )
         label = self._label("orgUnit", labels)
         return [("orgUnit", RecordError("E1000", message, field=label, value=org_unit))]
+
+    def _attribute_option_combo_findings(
+        self, view: dict[str, Any], labels: dict[str, str]
+    ) -> list[tuple[str, RecordError]]:
+        if not self._form.needs_attribute_option_combo or view.get("attributeOptionCombo"):
+            return []
+        message = (
+            "This program records an attribute (its category combination is not the default);"
+            " choose the attribute option combination for the event."
+        )
+        label = self._label("attributeOptionCombo", labels)
+        return [("attributeOptionCombo", RecordError("E1055", message, field=label))]
 
     def _missing_property(self, name: str, labels: dict[str, str]) -> RecordError:
         label = self._label(name, labels)

@@ -44,6 +44,9 @@ MESSAGES = {
     "E1303": "Mandatory DataElement `{0}` is not present",
     "E1304": "DataElement `{0}` is not a valid data element",
     "E1305": "DataElement `{0}` is not part of `{1}` program stage",
+    "E1055": (
+        "Default AttributeOptionCombo is not allowed since program has non-default CategoryCombo."
+    ),
     "E1326": (
         "Event `{0}` is completed and its ProgramStage blocks the entry form after completion."
         " Reopen the Event before updating."
@@ -279,6 +282,11 @@ class EventValidator:
             problems.append(("E1089", [event["event"], stage, program]))
         if org_unit not in self._catalog.program_org_units[program]:
             problems.append(("E1029", [org_unit, program]))
+        # DataRelationsValidator: a program with a non-default category combo refuses an event
+        # without an attribute option combo (the default one is filled in otherwise).
+        combo = self._catalog.programs[program].get("categoryCombo") or {}
+        if combo.get("isDefault") is False and not event["attributeOptionCombo"]:
+            problems.append(("E1055", []))
         return problems
 
     def _capture_scope(self, candidate: _Candidate) -> list[Problem]:
