@@ -490,8 +490,8 @@ def _readable(errors_by_event: dict[str, list[dict[str, Any]]]) -> set[str]:
     }
 
 
-def _holds_values(stored: dict[str, Any] | None, sent: dict[str, Any]) -> bool:
-    if stored is None:
+def _holds_values(stored: dict[str, Any] | None, sent: dict[str, Any] | None) -> bool:
+    if stored is None or sent is None:
         return False
     held = {item.get("dataElement"): item.get("value") for item in stored.get("dataValues", [])}
     return all(
