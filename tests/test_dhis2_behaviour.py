@@ -22,6 +22,7 @@ from dhims2.dhis2.errors import ServerError
 from dhims2.dhis2.transport import RetryPolicy
 from dhims2.dhis2.uids import new_uid
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID, bundled_metadata
+from dhims2.forms.program import ProgramForm
 from dhims2.forms.schema import EventValidator
 from dhims2.forms.synthetic import synthetic_rows, write_csv
 from dhims2.queue import store as states
@@ -33,6 +34,13 @@ from dhims2.sandbox.knobs import Knobs
 from dhims2.workspace.connection import load_form
 from host_process import Host
 from test_cli import dhims2, server_args
+from test_program import (
+    SYNTHETIC_ORG_UNITS,
+    SYNTHETIC_PROGRAM,
+    SYNTHETIC_STAGE,
+    synthetic_element,
+    synthetic_program,
+)
 from test_service import assert_each_event_stored_once, prepared_records, states_of
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -510,3 +518,29 @@ def test_program_settings_come_with_the_form_and_are_checked_locally(store):
     server_codes = {(e["uid"], e["errorCode"]) for e in refused["validationReport"]["errorReports"]}
     assert server_codes == {(complete["event"], "E1055"), (with_combo["event"], "E1303")}
     assert {"E1055", "E1303"} <= {error.code for error in local}
+
+
+# --- 8. MULTI_TEXT: option codes separated by commas ------------------------------------------
+
+
+def test_multi_text_takes_comma_separated_option_codes_and_names_the_wrong_one():
+    # ValidationUtils.validateOptionSet: ValueType.splitMultiText, each part an option code.
+    element = synthetic_element(
+        "deMultiText", "MULTI_TEXT", options=(("FEVER", "Fever"), ("COUGH", "Cough"))
+    )
+    validator = EventValidator(ProgramForm.from_metadata(synthetic_program(element)))
+
+    def errors(value: str) -> list:
+        event = {
+            "program": SYNTHETIC_PROGRAM,
+            "programStage": SYNTHETIC_STAGE,
+            "orgUnit": SYNTHETIC_ORG_UNITS[1],
+            "occurredAt": "2025-03-14",
+            "dataValues": [{"dataElement": "deMultiText", "value": value}],
+        }
+        return validator.errors(event)
+
+    assert errors("FEVER") == [] and errors("FEVER,COUGH") == []
+    [error] = errors("FEVER,SNEEZE")
+    assert error.code == "E1125" and '"SNEEZE"' in error.message
+    assert [e.code for e in errors("FEVER,")] == ["E1125"]

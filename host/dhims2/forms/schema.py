@@ -191,6 +191,10 @@ def value_schema(element: DataElement) -> dict[str, Any]:
     if not element.options:
         return {"type": "string", **rules}
     codes = _option_codes(element)
+    if element.value_type == "MULTI_TEXT":
+        # Several codes separated by commas (ValueType.splitMultiText), each one an option.
+        code = "(?:" + "|".join(re.escape(code) for code in codes) + ")"
+        return {"type": "string", "pattern": f"^{code}(?:,{code})*$"}
     if "enum" in rules or "const" in rules:
         return {"type": "string", "enum": codes, "allOf": [rules]}
     return {"type": "string", "enum": codes, **rules}
@@ -340,6 +344,10 @@ class EventValidator:
             # Booleans are an enum too; only an element's own option codes make E1125.
             if error.validator == "enum" and error.validator_value == _option_codes(element):
                 return [(uid, option_error(element, value, label))]
+            if element.value_type == "MULTI_TEXT" and element.options:
+                codes = _option_codes(element)
+                wrong = next((code for code in value.split(",") if code not in codes), value)
+                return [(uid, option_error(element, wrong, label))]
             return [(uid, value_type_error(element, value, label))]
         if error.validator == "required":
             missing = [uid for uid in error.validator_value if uid not in values]
