@@ -68,7 +68,16 @@ async function loadChoices(orgUnits) {
     fillSelect(program, [[form.program, form.programName]], form.program);
     fillSelect(stage, [[form.programStage, form.stageName]], form.programStage);
   }
-  if (orgUnits)
+  // The facilities of the program under the user's units (a district or region user has many),
+  // by name; only the user's own unit ids when the host could not say.
+  const facilities = reply.ok && reply.org_units?.length ? reply.org_units : null;
+  if (facilities)
+    fillSelect(
+      orgUnit,
+      facilities.map((unit) => [unit.id, unit.name]),
+      orgUnit.value,
+    );
+  else if (orgUnits)
     fillSelect(
       orgUnit,
       orgUnits.map((uid) => [uid, uid]),

@@ -120,3 +120,23 @@ def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
         assert number(MEBIBYTES, figures["peak memory, 200 records"]) > 1
         assert number(MULTIPLE, figures["peak ratio 200 / 50 records"]) > 0
         assert figures["memory flat as records grow"].startswith(("met", "MISSED"))
+
+
+def test_fleet_proves_nothing_duplicated_lost_or_failed_and_prints_the_queue_figures():
+    # Its own run: the quick fleet waits out one scaled housekeeping of a stuck job (~1 min).
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "fleet.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    found = sections(completed.stdout)
+    outcome = found["Outcome"]
+    assert (outcome["duplicates"], outcome["lost"], outcome["records FAILED"]) == ("0", "0", "0")
+    assert outcome["records still pending"] == "0"
+    assert outcome["host errors"] == "0"
+    assert found["Setup"]["restarts while a job ran"] == "1"
+    queue = found["Waiting in DHIS2's queue"]
+    assert number(SECONDS, queue["queue wait max (measured)"]) >= 0
+    assert queue["nothing duplicated, lost or FAILED"].startswith("met")

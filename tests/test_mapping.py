@@ -368,7 +368,7 @@ def test_numbers_lose_separators_and_become_dhis2_numbers(
         ("INTEGER_POSITIVE", "0", "a whole number above 0"),
         ("INTEGER_ZERO_OR_POSITIVE", "-3", "a whole number, 0 or more"),
         ("INTEGER_NEGATIVE", "0", "a whole number below 0"),
-        ("PERCENTAGE", "101", "a whole number from 0 to 100"),
+        ("PERCENTAGE", "101", "a number from 0 to 100"),
         ("BOOLEAN", "maybe", "Yes or No"),
         ("TRUE_ONLY", "perhaps", "Yes, or leave it empty"),
         ("DATE", "March 14", "day first, like 14-03-2025"),

@@ -189,15 +189,35 @@ def test_validate_mode_stores_nothing(sandbox, sandbox_client, inpatient_event):
     assert only_error(rejected.json())["errorCode"] == "E1031"
 
 
-def test_report_modes_show_object_reports_only_in_full(sandbox_client, inpatient_event):
-    errors = sandbox_client.import_now([inpatient_event()], reportMode="ERRORS").json()
-    assert "objectReports" not in errors["bundleReport"]["typeReportMap"]["EVENT"]
-    assert "timingsStats" not in errors
-    event = inpatient_event()
-    full = sandbox_client.import_now([event], reportMode="full").json()
-    [object_report] = full["bundleReport"]["typeReportMap"]["EVENT"]["objectReports"]
-    assert object_report == {"trackerType": "EVENT", "uid": event["event"], "errorReports": []}
-    assert "timers" in full["timingsStats"]
+def test_every_report_mode_keeps_object_reports_and_none_has_timings(
+    sandbox_client, inpatient_event
+):
+    # DefaultTrackerImportService.buildImportReport copies the persistence report whatever the
+    # reportMode; only warnings depend on it. ImportReport has no timings and PersistenceReport
+    # (the bundleReport) serialises only its typeReportMap.
+    for mode in ("ERRORS", "WARNINGS", "full"):
+        event = inpatient_event()
+        report = sandbox_client.import_now([event], reportMode=mode).json()
+        assert set(report["bundleReport"]) == {"typeReportMap"}
+        [object_report] = report["bundleReport"]["typeReportMap"]["EVENT"]["objectReports"]
+        assert object_report == {"trackerType": "EVENT", "uid": event["event"], "errorReports": []}
+        assert "timingsStats" not in report
+
+
+def test_an_event_that_fails_to_save_is_only_counted_as_ignored(
+    sandbox, sandbox_client, inpatient_event
+):
+    # AbstractTrackerPersister.persist with atomicMode=OBJECT: the exception is logged and the
+    # type's stats get ignored + 1; no error report, no object report.
+    sandbox.knobs.save_drop_rate = 1.0
+    report = sandbox_client.import_now([inpatient_event()], atomicMode="OBJECT").json()
+    assert report["status"] == "OK"
+    assert report["validationReport"]["errorReports"] == []
+    assert report["stats"]["ignored"] == 1
+    event_report = report["bundleReport"]["typeReportMap"]["EVENT"]
+    assert event_report["objectReports"] == []
+    assert event_report["stats"]["ignored"] == 1
+    assert sandbox.stored_events() == []
 
 
 # --- error codes --------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ def test_5xx_and_dropped_connections_lose_and_duplicate_nothing(sandbox, store, 
     assert_each_event_stored_once(sandbox, store, batch)
 
 
-def test_server_restart_forgetting_a_job_resends_it(sandbox, store, client):
+def test_server_restart_with_jobs_queued_sends_nothing_twice(sandbox, store, client):
     sandbox.knobs.queue_delay = 0.3
     service = make_service(store, client, batch_size=5, forget_after=1.0)
     batch = service.queue(prepared_records(10), program=PROGRAM_UID, stage=STAGE_UID, source="t")
@@ -213,6 +213,7 @@ def test_server_restart_forgetting_a_job_resends_it(sandbox, store, client):
     sandbox.knobs.queue_delay = 0.0
     service.run(timeout=30)
     assert states_of(store, batch) == {states.CREATED: 10}
+    assert {record.sends for record in store.batch_records(batch)} == {1}
     assert_each_event_stored_once(sandbox, store, batch)
 
 

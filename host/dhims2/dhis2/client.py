@@ -32,11 +32,18 @@ from dhims2.dhis2.transport import DEFAULT_RETRY, RetryPolicy, Transport, json_o
 from dhims2.dhis2.uids import is_uid
 
 TRACKER_IMPORT_SINCE = (2, 36, 0)
+# The program settings DHIS2 validates events against come too, and are cached with the form:
+# when compulsory values count (validationStrategy), whether an attribute option combo is needed
+# (categoryCombo), and the expiry and blocking rules (docs/dhis2-tracker-api.md).
 PROGRAM_FIELDS = (
-    "id,name,programType,organisationUnits[id],programStages[id,name,programStageDataElements"
+    "id,name,programType,categoryCombo[id,isDefault],expiryDays,expiryPeriodType,"
+    "completeEventsExpiryDays,organisationUnits[id,name,path],"
+    "programStages[id,name,validationStrategy,blockEntryForm,programStageDataElements"
     "[compulsory,dataElement[id,code,name,formName,valueType,optionSet[id,options[code,name]]]]]"
 )
 ME_FIELDS = "id,username,organisationUnits[id,path]"
+READ_BACK_FIELDS = "event,status,dataValues[dataElement,value]"
+READ_BACK_CHUNK = 100  # event UIDs per request, to keep the URL short
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -234,6 +241,22 @@ class Dhis2Client:
             return None
         return validated_report(json_object(answer, "job report"), "job report")
 
+    def job_configuration(self, job_id: str) -> dict | None:
+        """The scheduler's row for the job ({jobStatus, lastExecutedStatus}), which outlives a
+        restart; None when DHIS2 has no such job (404)."""
+        require_uid(job_id, "job id")
+        answer = self._transport.exchange(
+            "GET",
+            f"jobConfigurations/{job_id}",
+            params={"fields": "id,jobStatus,lastExecutedStatus"},
+            accept=(200, 404),
+        )
+        if answer.status == 404:
+            return None
+        body = json_object(answer, "job configuration")
+        field(body, "jobStatus", str, "job configuration")
+        return body
+
     def import_legacy_events(self, events: list[dict]) -> dict:
         """Import through /api/events (servers before 2.36); returns a tracker-shaped report."""
         legacy_events = [legacy_event(event) for event in events_body(events)["events"]]
@@ -253,6 +276,29 @@ class Dhis2Client:
         return report_from_import_summaries(summaries, legacy_events)
 
     # ----------------------------------------------------------------- reading events
+
+    def stored_events(self, uids: list[str]) -> dict[str, dict]:
+        """Which of these events DHIS2 holds now (deleted ones are not returned), by UID, with
+        their status and data values: the evidence that a job we could not follow did run."""
+        found: dict[str, dict] = {}
+        for uid in uids:
+            require_uid(uid, "event")
+        for start in range(0, len(uids), READ_BACK_CHUNK):
+            chunk = uids[start : start + READ_BACK_CHUNK]
+            body = self._transport.get_json(
+                "tracker/events",
+                params={
+                    "events": ",".join(chunk),
+                    "fields": READ_BACK_FIELDS,
+                    "pageSize": str(len(chunk)),
+                },
+                what="event read-back",
+            )
+            items = field(body, "instances", list, "event read-back")
+            for item in items:
+                if isinstance(item, dict) and item.get("event") in chunk:
+                    found[item["event"]] = item
+        return found
 
     def list_events(
         self, program: str, org_unit: str | None = None, page_size: int = 1000

@@ -60,10 +60,21 @@ class BadServerResponse(Dhis2Error):
 
 
 class RequestRejected(Dhis2Error):
-    """Any other 4xx; `message` carries DHIS2's own message, `server_code` its errorCode."""
+    """Any other 4xx; `message` carries DHIS2's own message, `server_code` its errorCode.
+
+    `from_dhis2` is False when the answer is not DHIS2's JSON web message (an HTML page from a
+    proxy or firewall in front of it): then it says nothing about what was sent."""
 
     code = "REQUEST_REJECTED"
 
-    def __init__(self, message: str, *, status: int, server_code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        server_code: str | None = None,
+        from_dhis2: bool = True,
+    ) -> None:
         super().__init__(message, status=status)
         self.server_code = server_code
+        self.from_dhis2 = from_dhis2

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _LOGIN_MARKERS = ("login", "dhis-web-commons/security")
+DHIS2_SESSION_COOKIES = frozenset({"JSESSIONID", "SESSION"})
 
 
 def _is_number(value: object) -> bool:
@@ -96,11 +97,10 @@ class Transport:
         self._retry = retry
         self._session = requests.Session()
         # Basic auth keeps DHIS2's session cookie so the server does not open a session per
-        # request; every other kind carries its own credential and must not pick up strays.
-        keep_cookies = credentials.kind == "basic"
-        self._session.cookies.set_policy(
-            http.cookiejar.DefaultCookiePolicy(allowed_domains=None if keep_cookies else [])
-        )
+        # request; every other kind carries its own credential and must not pick up DHIS2's.
+        # Other cookies are kept: a load balancer's stickiness cookie sends our polls to the
+        # node whose memory holds the job's notifications.
+        self._session.cookies.set_policy(_CookiePolicy(keep_session=credentials.kind == "basic"))
         self._session.headers.update(
             {
                 "Accept": "application/json",
@@ -269,6 +269,17 @@ class Transport:
         return rejection(answer, path)
 
 
+class _CookiePolicy(http.cookiejar.DefaultCookiePolicy):
+    def __init__(self, *, keep_session: bool) -> None:
+        super().__init__()
+        self._keep_session = keep_session
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        if cookie.name in DHIS2_SESSION_COOKIES and not self._keep_session:
+            return False
+        return super().set_ok(cookie, request)
+
+
 def _checked_timeout(timeout: object) -> tuple[float, float]:
     if (
         not isinstance(timeout, (tuple, list))
@@ -362,11 +373,14 @@ def rejection(answer: Answer, path: str) -> RequestRejected:
         403: "the signed-in user is not allowed to do this",
         404: "not found: check the server address",
     }.get(answer.status)
+    from_dhis2 = isinstance(body, dict) and "httpStatusCode" in body
     text = f"DHIS2 refused /api/{path.split('?')[0]} (HTTP {answer.status})"
     for extra in (detail, hint):
         if extra:
             text += f": {extra}"
-    return RequestRejected(text, status=answer.status, server_code=server_code)
+    return RequestRejected(
+        text, status=answer.status, server_code=server_code, from_dhis2=from_dhis2
+    )
 
 
 def json_body(answer: Answer, what: str) -> Any:

@@ -22,6 +22,11 @@ _LABEL_SEPARATOR = " - "
 _WORD_SEPARATORS = re.compile(r"[\W_]+")
 
 
+def _has_non_default_category_combo(program: dict) -> bool:
+    combo = program.get("categoryCombo")
+    return isinstance(combo, dict) and combo.get("isDefault") is False
+
+
 def normalise(text: str) -> str:
     """Case- and whitespace-insensitive form of a name, for matching what people type."""
     return " ".join(text.split()).casefold()
@@ -97,6 +102,9 @@ class ProgramForm:
     org_unit_ids: frozenset[str]
     data_elements: tuple[DataElement, ...]
     validation_strategy: str = "ON_COMPLETE"
+    # The program has a non-default category combo: every event needs an attribute option
+    # combo (DataRelationsValidator, E1055).
+    needs_attribute_option_combo: bool = False
 
     @cached_property
     def _by_uid(self) -> dict[str, DataElement]:
@@ -149,6 +157,7 @@ class ProgramForm:
                 for index, entry in enumerate(stage_elements)
             ),
             validation_strategy=strategy,
+            needs_attribute_option_combo=_has_non_default_category_combo(program),
         )
 
     def data_element(self, uid: str) -> DataElement | None:

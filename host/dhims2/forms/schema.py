@@ -40,8 +40,14 @@ _STATUSES_WITHOUT_DATA_VALUES = ("SCHEDULE", "SKIPPED", "OVERDUE")
 _STATUSES_NEVER_VALIDATED = ("SCHEDULE", "SKIPPED")
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DATE = r"\d{4}-\d{2}-\d{2}"
+# The date-times DHIS2 parses (DateUtils SUPPORTED_DATE_TIME_FORMAT_PARSERS, used for DATETIME
+# values and, through ParseInstantStdDeserializer, for occurredAt): `T` before the time, which
+# may stop after the hour or the minutes; 3, 4, 6 or 9 digits of fraction; a space only in
+# `yyyy-MM-dd HH:mm:ssZ`. An occurredAt it cannot parse fails the whole payload with a 400.
+_ZONE = r"(?:Z|[+-]\d{2}:?\d{2})"
 _DATE_AND_TIME = (
-    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"(\d{4}-\d{2}-\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(?:\d{9}|\d{6}|\d{4}|\d{3}))?)?)?"
+    rf"{_ZONE}?| (\d{{2}}):(\d{{2}}):(\d{{2}}){_ZONE})"
 )
 _DATE_PATTERN = f"^{_DATE}$"
 _DATETIME_PATTERN = f"^{_DATE_AND_TIME}$"
@@ -52,14 +58,33 @@ _TEXT_MAX_LENGTH = 50_000
 _MESSAGE_VALUE_LENGTH = 60
 _LISTED_OPTIONS_MAX = 12
 
+
+def _up_to(limit: int) -> str:
+    """A regular expression for the whole numbers 1..limit without leading zeros."""
+    digits = str(limit)
+    shorter = f"[1-9]\\d{{0,{len(digits) - 2}}}"
+    same_length = [
+        digits[:i] + f"[{lowest}-{int(d) - 1}]" + f"\\d{{{len(digits) - i - 1}}}"
+        for i, d in enumerate(digits)
+        if int(d) > (lowest := 1 if i == 0 else 0)
+    ]
+    return "(?:" + "|".join([shorter, *same_length, digits]) + ")"
+
+
+# DHIS2 checks integers as Java ints (MathUtils.isInteger: IntegerValidator): 32 bits.
+_POSITIVE_INT = _up_to(2**31 - 1)
+_NEGATIVE_INT = f"-{_up_to(2**31)}"
+
 # Value type -> the rules DHIS2 applies (dhis2-core MathUtils and ValidationUtils.valueIsValid).
 _VALUE_TYPE_RULES: dict[str, dict[str, Any]] = {
-    "NUMBER": {"pattern": r"^(-?0|-?[1-9]\d*)(\.\d+)?(E-?\d+)?$"},
-    "INTEGER": {"pattern": r"^(0|-?[1-9]\d*)$"},
-    "INTEGER_POSITIVE": {"pattern": r"^[1-9]\d*$"},
-    "INTEGER_ZERO_OR_POSITIVE": {"pattern": r"^(0|[1-9]\d*)$"},
-    "INTEGER_NEGATIVE": {"pattern": r"^-[1-9]\d*$"},
-    "PERCENTAGE": {"pattern": r"^(0|[1-9]\d?|100)$"},
+    # MathUtils.NUMERIC_REGEXP: no exponent.
+    "NUMBER": {"pattern": r"^(-?0|-?[1-9]\d*)(\.\d+)?$"},
+    "INTEGER": {"pattern": f"^(0|{_POSITIVE_INT}|{_NEGATIVE_INT})$"},
+    "INTEGER_POSITIVE": {"pattern": f"^{_POSITIVE_INT}$"},
+    "INTEGER_ZERO_OR_POSITIVE": {"pattern": f"^(0|{_POSITIVE_INT})$"},
+    "INTEGER_NEGATIVE": {"pattern": f"^{_NEGATIVE_INT}$"},
+    # MathUtils.isPercentage: a NUMBER from 0 to 100, decimals allowed.
+    "PERCENTAGE": {"pattern": r"^(-?0(\.0+)?|0\.\d+|[1-9]\d?(\.\d+)?|100(\.0+)?)$"},
     "BOOLEAN": {"enum": ["true", "false"]},
     "TRUE_ONLY": {"const": "true"},
     "DATE": {"pattern": _DATE_PATTERN, "format": "date"},
@@ -77,7 +102,7 @@ VALUE_TYPE_EXPECTATIONS: dict[str, str] = {
     "INTEGER_POSITIVE": "a whole number above 0",
     "INTEGER_ZERO_OR_POSITIVE": "a whole number, 0 or more",
     "INTEGER_NEGATIVE": "a whole number below 0",
-    "PERCENTAGE": "a whole number from 0 to 100",
+    "PERCENTAGE": "a number from 0 to 100",
     "BOOLEAN": "Yes or No",
     "TRUE_ONLY": "Yes, or leave it empty",
     "DATE": "a date, day first, like 14-03-2025",
@@ -166,6 +191,10 @@ def value_schema(element: DataElement) -> dict[str, Any]:
     if not element.options:
         return {"type": "string", **rules}
     codes = _option_codes(element)
+    if element.value_type == "MULTI_TEXT":
+        # Several codes separated by commas (ValueType.splitMultiText), each one an option.
+        code = "(?:" + "|".join(re.escape(code) for code in codes) + ")"
+        return {"type": "string", "pattern": f"^{code}(?:,{code})*$"}
     if "enum" in rules or "const" in rules:
         return {"type": "string", "enum": codes, "allOf": [rules]}
     return {"type": "string", "enum": codes, **rules}
@@ -258,6 +287,7 @@ class EventValidator:
         for error in self._validator.iter_errors(view):
             findings.extend(self._translate(error, view, labels))
         findings.extend(self._scope_findings(view, labels))
+        findings.extend(self._attribute_option_combo_findings(view, labels))
         unique: list[RecordError] = []
         reported: set[tuple[str, str]] = set()
         for target, error in findings:
@@ -314,6 +344,10 @@ class EventValidator:
             # Booleans are an enum too; only an element's own option codes make E1125.
             if error.validator == "enum" and error.validator_value == _option_codes(element):
                 return [(uid, option_error(element, value, label))]
+            if element.value_type == "MULTI_TEXT" and element.options:
+                codes = _option_codes(element)
+                wrong = next((code for code in value.split(",") if code not in codes), value)
+                return [(uid, option_error(element, wrong, label))]
             return [(uid, value_type_error(element, value, label))]
         if error.validator == "required":
             missing = [uid for uid in error.validator_value if uid not in values]
@@ -344,6 +378,18 @@ class EventValidator:
         )
         label = self._label("orgUnit", labels)
         return [("orgUnit", RecordError("E1000", message, field=label, value=org_unit))]
+
+    def _attribute_option_combo_findings(
+        self, view: dict[str, Any], labels: dict[str, str]
+    ) -> list[tuple[str, RecordError]]:
+        if not self._form.needs_attribute_option_combo or view.get("attributeOptionCombo"):
+            return []
+        message = (
+            "This program records an attribute (its category combination is not the default);"
+            " choose the attribute option combination for the event."
+        )
+        label = self._label("attributeOptionCombo", labels)
+        return [("attributeOptionCombo", RecordError("E1055", message, field=label))]
 
     def _missing_property(self, name: str, labels: dict[str, str]) -> RecordError:
         label = self._label(name, labels)
@@ -510,9 +556,10 @@ def _is_datetime(text: object) -> bool:
     match = _DATETIME.match(text) if isinstance(text, str) else None
     if match is None:
         return True
-    day, hours, minutes, seconds = match.groups()
+    day, *clock = match.groups()
+    hours, minutes, seconds = clock[:3] if clock[0] is not None else clock[3:]
     date.fromisoformat(day)
-    return int(hours) < 24 and int(minutes) < 60 and int(seconds or 0) < 60
+    return int(hours) < 24 and int(minutes or 0) < 60 and int(seconds or 0) < 60
 
 
 def _is_date_or_datetime(text: object) -> bool:

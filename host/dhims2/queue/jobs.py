@@ -2,7 +2,13 @@
 
 What a job's answers mean is in docs/dhis2-tracker-api.md: a notification list, newest first,
 finished when any entry has `completed: true`; `[]` while queued and once the server has
-forgotten the job; a report that may lag behind the completed notification or never come.
+forgotten the job; a report that may lag behind the completed notification or never come, and
+that may exist while the completed notification was dropped.
+
+One tracker import runs at a time for the whole server, all users, and queued jobs survive a
+restart: silence from a job never seen running is not evidence that it is lost, however long it
+lasts. Such a job is followed cheaply (polls backing off to `max_poll`) until it runs, until its
+report appears, or until `on_silence` says it need not be waited for.
 """
 
 from __future__ import annotations
@@ -27,11 +33,24 @@ RUNNING = "running"
 
 BACKOFF_FACTOR = 1.5
 RUNNING_MAX_POLL = 1.0
+# DHIS2 starts queued jobs from a loop that runs every 20 s (JobScheduler.LOOP_SECONDS): polling
+# a queued job more often than that only adds load to a shared server.
+QUEUED_MAX_POLL = 20.0
+# The follower's patience, by default: how long a report may lag its completed notification, a
+# job may stay silent before its events are read back, and a running job's notifications may
+# stand still before its report is asked for.
+REPORT_GRACE = 30.0
+FORGET_AFTER = 600.0
+REPORT_AFTER_SILENCE = 60.0
 # A job that ended with an exception never gets a report; this many 404s after its ERROR
 # completion (spread over a few growing poll intervals) tell it apart from a report that is late.
 REPORT_MISSES_BEFORE_FAILED = 5
 
 ProgressCallback = Callable[[str, list[str]], None]
+# (job id, seconds waited so far) for a job that DHIS2 has not started yet
+QueuedCallback = Callable[[str, float], None]
+# (job id, seconds of silence) -> True when the caller found the job's outcome some other way
+SilenceCallback = Callable[[str, float], bool]
 
 
 @dataclass
@@ -51,6 +70,8 @@ class _TrackedJob:
     next_poll_at: float
     messages: list[str] = field(default_factory=list)
     started: bool = False
+    changed_at: float = 0.0
+    report_checked_at: float = 0.0
     completed_at: float | None = None
     report_misses: int = 0
 
@@ -58,18 +79,6 @@ class _TrackedJob:
         self, state: str, report: dict | None = None, error: str | None = None
     ) -> JobOutcome:
         return JobOutcome(self.job_id, state, report, list(self.messages), error)
-
-
-@dataclass
-class _QueueEvidence:
-    """What all jobs followed so far say about the server's single import queue.
-
-    Kept across `follow` calls: a caller that follows again after each finished job must not
-    forget that a later job has already started.
-    """
-
-    latest_started_submitted_at: float = -math.inf
-    last_progress_at: float = -math.inf
 
 
 class JobFollower:
@@ -80,9 +89,10 @@ class JobFollower:
         client: Dhis2Client,
         *,
         first_poll: float = 0.2,
-        max_poll: float = 5.0,
-        report_grace: float = 30.0,
-        forget_after: float = 300.0,
+        max_poll: float = QUEUED_MAX_POLL,
+        report_grace: float = REPORT_GRACE,
+        forget_after: float = FORGET_AFTER,
+        report_after_silence: float = REPORT_AFTER_SILENCE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -91,6 +101,7 @@ class JobFollower:
             ("max_poll", max_poll),
             ("report_grace", report_grace),
             ("forget_after", forget_after),
+            ("report_after_silence", report_after_silence),
         ):
             if not _is_seconds(value) or value <= 0:
                 raise InvalidInput(f"{name} must be a positive number of seconds")
@@ -101,9 +112,9 @@ class JobFollower:
         self._max_poll = float(max_poll)
         self._report_grace = float(report_grace)
         self._forget_after = float(forget_after)
+        self._report_after_silence = float(report_after_silence)
         self._clock = clock
         self._sleep = sleep
-        self._evidence = _QueueEvidence()
 
     def follow(
         self,
@@ -111,6 +122,8 @@ class JobFollower:
         *,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
+        on_queued: QueuedCallback | None = None,
+        on_silence: SilenceCallback | None = None,
         stop: threading.Event | None = None,
     ) -> Iterator[JobOutcome]:
         """Yield one outcome per job: each as soon as it is known, the rest as "running" once
@@ -119,14 +132,16 @@ class JobFollower:
         `jobs` are (job id, submitted_at) pairs in submission order; submitted_at is on this
         follower's clock (time.monotonic by default; pass the current time for jobs restored
         after a restart). `on_progress(job_id, messages)` hears each change of a job's server
-        messages, oldest first. Setting `stop` ends the follow at once, like a timeout: the
-        remaining jobs are yielded as "running". NotSignedIn and other non-transient errors
-        propagate.
+        messages, oldest first. `on_queued(job_id, waited)` hears each poll of a job DHIS2 has not
+        started yet. A job never seen running is given up ("forgotten") only when
+        `on_silence(job_id, silent_for)`, asked after each `forget_after` seconds of silence,
+        returns True. Setting `stop` ends the follow at once, like a timeout: the remaining jobs
+        are yielded as "running". NotSignedIn and other non-transient errors propagate.
         """
         if timeout is not None and (not _is_seconds(timeout) or timeout < 0):
             raise InvalidInput("timeout must be a number of seconds >= 0, or None")
         tracked = self._tracked(jobs)
-        return self._follow(tracked, timeout, on_progress, stop)
+        return self._follow(tracked, timeout, _Callbacks(on_progress, on_queued, on_silence), stop)
 
     def _tracked(self, jobs: Sequence[tuple[str, float]]) -> list[_TrackedJob]:
         if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
@@ -153,6 +168,8 @@ class JobFollower:
                     submitted_at=submitted_at,
                     interval=self._first_poll,
                     next_poll_at=submitted_at + self._first_poll,
+                    changed_at=submitted_at,
+                    report_checked_at=submitted_at,
                 )
             )
         return tracked
@@ -161,11 +178,10 @@ class JobFollower:
         self,
         pending: list[_TrackedJob],
         timeout: float | None,
-        on_progress: ProgressCallback | None,
+        callbacks: _Callbacks,
         stop: threading.Event | None,
     ) -> Iterator[JobOutcome]:
         deadline = None if timeout is None else self._clock() + timeout
-        evidence = self._evidence
         while pending:
             now = self._clock()
             if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
@@ -185,7 +201,7 @@ class JobFollower:
                     self._sleep(pause)
                 continue
             for job in due:
-                outcome = self._poll(job, evidence, on_progress)
+                outcome = self._poll(job, callbacks)
                 if outcome is not None:
                     pending.remove(job)
                     logger.info("job %s: %s", job.job_id, outcome.state)
@@ -193,12 +209,7 @@ class JobFollower:
         for job in pending:
             yield job.outcome(RUNNING)
 
-    def _poll(
-        self,
-        job: _TrackedJob,
-        evidence: _QueueEvidence,
-        on_progress: ProgressCallback | None,
-    ) -> JobOutcome | None:
+    def _poll(self, job: _TrackedJob, callbacks: _Callbacks) -> JobOutcome | None:
         now = self._clock()
         try:
             notifications = self._client.job_notifications(job.job_id)
@@ -206,23 +217,39 @@ class JobFollower:
             self._after_error(job, now, error)
             return None
         if not notifications:
-            return self._settle_silent(job, now, evidence)
+            return self._settle_silent(job, now, callbacks)
         messages = [entry["message"] for entry in reversed(notifications)]
         changed = messages != job.messages
         job.messages = messages
         job.started = True
-        evidence.latest_started_submitted_at = max(
-            evidence.latest_started_submitted_at, job.submitted_at
-        )
         if changed:
-            evidence.last_progress_at = now
-            if on_progress is not None:
-                on_progress(job.job_id, list(messages))
+            job.changed_at = now
+            if callbacks.on_progress is not None:
+                callbacks.on_progress(job.job_id, list(messages))
         final = next((entry for entry in notifications if entry["completed"]), None)
         if final is not None:
             return self._settle_completed(job, now, final, changed)
+        if self._report_is_due(job, now):
+            # From 2.41.4 the notifier drops notifications when its queue is full, the completed
+            # one included, while the report is still stored (DefaultNotifier).
+            outcome = self._completed_if_reported(job, now)
+            if outcome is not None:
+                return outcome
         self._schedule(job, now, changed)
         return None
+
+    def _report_is_due(self, job: _TrackedJob, now: float) -> bool:
+        silence = self._report_after_silence
+        return now - job.changed_at >= silence and now - job.report_checked_at >= silence
+
+    def _completed_if_reported(self, job: _TrackedJob, now: float) -> JobOutcome | None:
+        job.report_checked_at = now
+        try:
+            report = self._client.job_report(job.job_id)
+        except Dhis2Error as error:
+            self._after_error(job, now, error)
+            return None
+        return job.outcome(COMPLETED, report) if report is not None else None
 
     def _settle_completed(
         self, job: _TrackedJob, now: float, final: dict, changed: bool
@@ -246,26 +273,31 @@ class JobFollower:
         return None
 
     def _settle_silent(
-        self, job: _TrackedJob, now: float, evidence: _QueueEvidence
+        self, job: _TrackedJob, now: float, callbacks: _Callbacks
     ) -> JobOutcome | None:
-        """An empty notification list: queued, or lost by the server."""
-        # DHIS2 2.41 runs tracker imports one at a time in arrival order: if this job was seen
-        # running before, or a job submitted after it has started, it cannot still be queued.
-        lost = job.started or evidence.latest_started_submitted_at > job.submitted_at
-        # Otherwise it may be waiting behind other work: give up only once the whole queue we
-        # can see has been still for forget_after.
-        quiet_since = max(job.submitted_at, evidence.last_progress_at)
-        if not lost and now - quiet_since < self._forget_after:
-            self._schedule(job, now, changed=False)
-            return None
-        try:
-            report = self._client.job_report(job.job_id)
-        except Dhis2Error as error:
-            self._after_error(job, now, error)
-            return None
-        if report is not None:
-            return job.outcome(COMPLETED, report)
-        return job.outcome(FORGOTTEN)
+        """An empty notification list: still queued, or forgotten by the server."""
+        if job.started:
+            # Seen running, now unknown: the server restarted (notifications live in memory) or
+            # evicted the job. Only its report can still tell the outcome.
+            try:
+                report = self._client.job_report(job.job_id)
+            except Dhis2Error as error:
+                self._after_error(job, now, error)
+                return None
+            return job.outcome(COMPLETED if report is not None else FORGOTTEN, report)
+        # Never seen running: waiting behind other users' imports, perhaps for a long time, or
+        # finished while its traces were lost. Neither is evidence that it will not run.
+        if callbacks.on_queued is not None:
+            callbacks.on_queued(job.job_id, now - job.submitted_at)
+        if now - job.report_checked_at >= self._forget_after:
+            outcome = self._completed_if_reported(job, now)
+            if outcome is not None:
+                return outcome
+            silent_for = now - job.submitted_at
+            if callbacks.on_silence is not None and callbacks.on_silence(job.job_id, silent_for):
+                return job.outcome(FORGOTTEN)
+        self._schedule(job, now, changed=False)
+        return None
 
     def _after_error(self, job: _TrackedJob, now: float, error: Dhis2Error) -> None:
         """Transient errors only delay this job's next poll; any other error ends the follow."""
@@ -283,6 +315,13 @@ class JobFollower:
         else:
             job.interval = min(job.interval * BACKOFF_FACTOR, ceiling)
         job.next_poll_at = now + job.interval
+
+
+@dataclass(frozen=True)
+class _Callbacks:
+    on_progress: ProgressCallback | None
+    on_queued: QueuedCallback | None
+    on_silence: SilenceCallback | None
 
 
 def _is_seconds(value: object) -> bool:

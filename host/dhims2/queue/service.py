@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dhims2.dhis2.client import Dhis2Client
-from dhims2.dhis2.errors import Dhis2Error, RequestRejected
+from dhims2.dhis2.errors import Dhis2Error, RequestRejected, ServerError
 from dhims2.dhis2.uids import is_uid, new_uid
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
@@ -30,6 +31,11 @@ from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 log = logging.getLogger(__name__)
 
 DUPLICATE_RECORD = "DUPLICATE_RECORD"
+# Rules DHIS2 applies only when updating an event (BlockEntryFormAfterCompletionValidator,
+# DateValidator, ExistenceValidator). On an event whose UID we minted and no earlier upload
+# imported, they mean a first send we never heard back from has already created it.
+UPDATE_ONLY_RULES = frozenset({"E1326", "E1043", "E1082"})
+_E1302_VALUE = re.compile(r"but the value `(.*)` is not\.")
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -40,8 +46,10 @@ class UploadSettings:
     # DHIS2 runs one tracker import at a time; a few queued behind it keep the server busy
     # without flooding a shared national server's queue.
     max_jobs_in_flight: int = 3
-    # A record is failed after this many sends whose job failed or was lost by the server.
-    max_sends: int = 5
+    # A record is failed after this many sends whose job failed, or that DHIS2 was seen running
+    # and then lost without its events: one re-send at most, as every send adds to the one
+    # import queue a whole national server shares.
+    max_sends: int = 2
 
 
 class UploadService:
@@ -64,6 +72,8 @@ class UploadService:
         self.follower = follower or JobFollower(client, clock=time.time)
         self._listener = listener
         self._identity_key = store.install_secret("identity-key")
+        # Lowered when a proxy refuses a job as too large (HTTP 413).
+        self._batch_limit = self.settings.batch_size
 
     # -- queueing ----------------------------------------------------------------------------
 
@@ -161,7 +171,7 @@ class UploadService:
         while room is None or room > 0:
             if stop and stop.is_set():
                 break
-            records = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            records = self.store.claim_for_sending(self.server, self._batch_limit)
             if not records:
                 break
             self._submit(records)
@@ -176,9 +186,7 @@ class UploadService:
         try:
             job_id = self.client.submit_import([record.payload for record in records])
         except RequestRejected as error:
-            # The server refused the payload itself (not per-event validation): sending the same
-            # bytes again cannot succeed.
-            self._finish_records(records, states.FAILED, _failure(error.code, str(error)))
+            self._after_refusal(records, error)
             return
         except BaseException:
             self.store.requeue(record_ids)
@@ -189,6 +197,33 @@ class UploadService:
         log.info("job %s accepted for %d records", job_id, len(records))
         self._emit_records(records, states.IMPORTING, job_id=job_id)
 
+    def _after_refusal(self, records: list[StoredRecord], error: RequestRejected) -> None:
+        """A 4xx to the submission. Only DHIS2's own verdict on the payload fails the records:
+        sending the same bytes again cannot succeed. A body too large for a proxy (413) is split;
+        the scheduler's 409 and a proxy's or firewall's web page are no verdict on the records,
+        which wait for the next run."""
+        if error.status == 413 and len(records) > 1:
+            half = len(records) // 2
+            self._batch_limit = max(1, min(self._batch_limit, half))
+            log.info("a job of %d records was too large; sending halves", len(records))
+            self._submit(records[:half])
+            self._submit(records[half:])
+            return
+        if error.status == 413:
+            message = "this record alone is larger than the server accepts (HTTP 413)"
+            self._finish_records(records, states.FAILED, _failure(error.code, message))
+            return
+        if error.from_dhis2 and error.status != 409:
+            self._finish_records(records, states.FAILED, _failure(error.code, str(error)))
+            return
+        self.store.unclaim([record.id for record in records])
+        who = "DHIS2's job scheduler" if error.from_dhis2 else "a proxy or firewall before DHIS2"
+        raise ServerError(
+            f"{who} did not take the upload (HTTP {error.status}); the records stay queued on"
+            " this computer and are sent again shortly",
+            status=error.status,
+        ) from error
+
     def _follow_until_one_finishes(
         self, jobs: list[states.StoredJob], timeout: float | None, stop: threading.Event | None
     ) -> None:
@@ -196,10 +231,20 @@ class UploadService:
             self.store.set_job_messages(job_id, messages)
             self._emit({"type": "job.progress", "job": job_id, "messages": messages})
 
+        shown: dict[str, str] = {}
+
+        def on_queued(job_id: str, waited: float) -> None:
+            message = queue_wait_message(waited)
+            if shown.get(job_id) != message:
+                shown[job_id] = message
+                on_progress(job_id, [message])
+
         outcomes = self.follower.follow(
             [(job.id, job.submitted_at) for job in jobs],
             timeout=timeout,
             on_progress=on_progress,
+            on_queued=on_queued,
+            on_silence=self._job_is_over_unseen,
             stop=stop,
         )
         for outcome in outcomes:
@@ -209,14 +254,42 @@ class UploadService:
             # Return after the first finished job so its slot is refilled at once.
             return
 
+    def _job_is_over_unseen(self, job_id: str, silent_for: float) -> bool:
+        """For a job silent since it was sent: True when it can no longer bring its events.
+
+        Either DHIS2 already holds them all (it ran while its notifications and report were
+        lost), or the scheduler's row says the job is neither queued nor running (housekeeping
+        failed it after a restart cut it off) or is gone. Without that evidence it may still be
+        queued: False."""
+        records = self.store.job_records(job_id)
+        held = self.client.stored_events([record.event_uid for record in records])
+        if all(record.event_uid in held for record in records):
+            return True
+        try:
+            configuration = self.client.job_configuration(job_id)
+        except Dhis2Error as error:  # not allowed to read it, or unreachable: no evidence
+            log.info(
+                "job %s silent for %.0f s; its status is unknown (%s)",
+                job_id,
+                silent_for,
+                error.code,
+            )
+            return False
+        status = configuration.get("jobStatus") if configuration else "GONE"
+        log.info("job %s silent for %.0f s; DHIS2 says %s", job_id, silent_for, status)
+        return status not in ("SCHEDULED", "RUNNING")
+
     def _apply(self, outcome: JobOutcome) -> None:
         records = self.store.job_records(outcome.job_id)
         if outcome.state == "completed" and outcome.report is not None:
             results = self._results_from_report(records, outcome.report)
+        elif outcome.state == "forgotten":
+            results = self._results_from_read_back(records)
         else:
             reason = outcome.error or "DHIS2 no longer knows this import job"
-            code = "JOB_FAILED" if outcome.state == "failed" else "JOB_LOST"
-            results = {record.id: self._resend_or_fail(record, code, reason) for record in records}
+            results = {
+                record.id: self._resend_or_fail(record, "JOB_FAILED", reason) for record in records
+            }
         self.store.finish_job(
             outcome.job_id,
             state=outcome.state,
@@ -227,17 +300,42 @@ class UploadService:
         log.info("job %s finished: %s", outcome.job_id, outcome.state)
         self._emit_results(records, results)
 
+    def _results_from_read_back(
+        self, records: list[StoredRecord]
+    ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
+        """A job DHIS2 lost track of: the events it holds now are the outcome. The others are
+        sent once more, as the job was seen running and is gone (or ended without a report)."""
+        held = self.client.stored_events([record.event_uid for record in records])
+        already_imported = self.store.imported_event_uids(self.server, list(held))
+        results: dict[int, tuple[str, list[dict[str, Any]]]] = {}
+        for record in records:
+            if record.event_uid in held:
+                imported = (
+                    states.UPDATED if record.event_uid in already_imported else states.CREATED
+                )
+                results[record.id] = (imported, [])
+            else:
+                reason = "DHIS2 lost the import job and does not hold this record"
+                results[record.id] = self._resend_or_fail(record, "JOB_LOST", reason)
+        return results
+
     def _results_from_report(
         self, records: list[StoredRecord], report: dict[str, Any]
     ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
         errors_by_event = _error_reports_by_event(report)
         already_imported = self.store.imported_event_uids(
-            self.server, [r.event_uid for r in records if r.event_uid not in errors_by_event]
+            self.server, [r.event_uid for r in records]
+        )
+        saved = _saved_event_uids(report)
+        imported_earlier = self._imported_by_an_unanswered_send(
+            [r for r in records if r.event_uid not in already_imported], errors_by_event
         )
         results: dict[int, tuple[str, list[dict[str, Any]]]] = {}
         for record in records:
             reports = errors_by_event.get(record.event_uid)
-            if reports:
+            if record.id in imported_earlier:
+                results[record.id] = (states.CREATED, [])
+            elif reports:
                 results[record.id] = (
                     states.REJECTED,
                     [rejection(record.event, record.fields, r) for r in reports],
@@ -247,6 +345,12 @@ class UploadService:
                 results[record.id] = self._resend_or_fail(
                     record, "IMPORT_ERROR", "DHIS2 refused the import this record was part of"
                 )
+            elif saved is not None and record.event_uid not in saved:
+                # Saving failed on the server: with atomicMode=OBJECT DHIS2 only counts it as
+                # ignored, with no error report (AbstractTrackerPersister).
+                results[record.id] = self._resend_or_fail(
+                    record, "NOT_SAVED", "DHIS2 did not save this record and gave no reason"
+                )
             elif record.event_uid in already_imported:
                 # "Updated" means DHIS2 held the event from an earlier upload. DHIS2's own
                 # counts cannot say it: a send repeated after a lost answer is an update there.
@@ -254,6 +358,30 @@ class UploadService:
             else:
                 results[record.id] = (states.CREATED, [])
         return results
+
+    def _imported_by_an_unanswered_send(
+        self, records: list[StoredRecord], errors_by_event: dict[str, list[dict[str, Any]]]
+    ) -> set[int]:
+        """Records refused only by update-only rules although no upload of ours had imported
+        their events: an earlier send whose answer was lost did. Confirmed by reading the event
+        back with our values; a deleted one (E1082) cannot be read, and its UID is ours alone."""
+        suspects = [
+            record
+            for record in records
+            if (codes := {r.get("errorCode") for r in errors_by_event.get(record.event_uid, [])})
+            and codes <= UPDATE_ONLY_RULES
+        ]
+        if not suspects:
+            return set()
+        held = self.client.stored_events(
+            [r.event_uid for r in suspects if r.event_uid in _readable(errors_by_event)]
+        )
+        confirmed = set()
+        for record in suspects:
+            codes = {r.get("errorCode") for r in errors_by_event[record.event_uid]}
+            if codes == {"E1082"} or _holds_values(held.get(record.event_uid), record.event):
+                confirmed.add(record.id)
+        return confirmed
 
     def _resend_or_fail(
         self, record: StoredRecord, code: str, reason: str
@@ -332,6 +460,45 @@ class UploadService:
         except UnknownBatch:  # forgotten meanwhile: nothing left to report
             return
         self._emit({"type": "batch.progress", **summary.to_json()})
+
+
+def queue_wait_message(waited: float) -> str:
+    minutes = int(max(0.0, waited) // 60)
+    span = "less than a minute" if minutes < 1 else f"{minutes} min"
+    return f"waiting in DHIS2's queue for {span} (one import runs at a time for all users)"
+
+
+def _saved_event_uids(report: dict[str, Any]) -> set[str] | None:
+    """UIDs of the events DHIS2 created or updated: the EVENT object reports, which 2.41 keeps in
+    every reportMode (DefaultTrackerImportService.buildImportReport). None when the report has
+    none to show (a server that leaves them out, or the legacy API)."""
+    bundle = report.get("bundleReport")
+    type_reports = bundle.get("typeReportMap") if isinstance(bundle, dict) else None
+    event_report = type_reports.get("EVENT") if isinstance(type_reports, dict) else None
+    objects = event_report.get("objectReports") if isinstance(event_report, dict) else None
+    if not isinstance(objects, list):
+        return None
+    return {item["uid"] for item in objects if isinstance(item, dict) and "uid" in item}
+
+
+def _readable(errors_by_event: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Events that still exist in DHIS2 according to their errors (not deleted: E1082)."""
+    return {
+        uid
+        for uid, reports in errors_by_event.items()
+        if all(r.get("errorCode") != "E1082" for r in reports)
+    }
+
+
+def _holds_values(stored: dict[str, Any] | None, sent: dict[str, Any] | None) -> bool:
+    if stored is None or sent is None:
+        return False
+    held = {item.get("dataElement"): item.get("value") for item in stored.get("dataValues", [])}
+    return all(
+        held.get(item["dataElement"]) == item["value"]
+        for item in sent.get("dataValues", [])
+        if item.get("value") not in (None, "")
+    )
 
 
 def _error_reports_by_event(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -419,9 +586,17 @@ def rejection(
         data_element = next(
             (uid for arg in args for uid, value in values.items() if value == arg and uid), None
         )
+    message = str(error_report.get("message", ""))
     if data_element is None:
-        message = str(error_report.get("message", ""))
         data_element = next((uid for uid in fields if uid in message), None)
+    if data_element is None:
+        # From 2.41.9 E1302 names only the value type and quotes the value in a sentence
+        # (ValidationUtils.validateValueType): find who sent that value.
+        quoted = _E1302_VALUE.search(message)
+        data_element = next(
+            (uid for uid, value in values.items() if quoted and value == quoted.group(1) and uid),
+            None,
+        )
     return {
         "code": str(error_report.get("errorCode", "")),
         "message": str(error_report.get("message", "")),

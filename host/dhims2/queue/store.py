@@ -363,6 +363,16 @@ class Store:
     def requeue(self, record_ids: Iterable[int]) -> None:
         self._set_state(record_ids, QUEUED)
 
+    def unclaim(self, record_ids: Iterable[int]) -> None:
+        """Back to the queue after a refusal that made no job: that send does not count."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE records SET state = ?, sends = MAX(sends - 1, 0), updated_at = ?"
+                " WHERE id = ? AND state = ?",
+                ((QUEUED, now, record_id, SENDING) for record_id in record_ids),
+            )
+
     def record_job(
         self, *, job_id: str, server: str, record_ids: list[int], submitted_at: float
     ) -> None:

@@ -134,6 +134,7 @@ class SandboxApp:
             ("GET", "/api/me", self._me),
             ("GET", f"/api/programs/{_UID}", self._program),
             ("GET", f"/api/organisationUnits/{_UID}", self._org_unit),
+            ("GET", f"/api/jobConfigurations/{_UID}", self._job_configuration),
             ("POST", "/api/apiToken", self._create_token),
         ]
         if version.has_tracker_api:
@@ -303,7 +304,11 @@ class SandboxApp:
         if self._dice.chance(self._knobs.drop_before_rate):
             return CONNECTION_RESET
         options = parse_import_options(request.query, self._version)
-        events = tracker_events(parse_json_body(request.read_body()))
+        body = request.read_body()
+        refusal = self._refusal_before_import(len(body))
+        if refusal is not None:
+            return refusal
+        events = tracker_events(parse_json_body(body))
         if options.asynchronous:
             job_uid = self._jobs.submit(events, options, user["username"])
             if self._dice.chance(self._knobs.drop_after_rate):
@@ -317,6 +322,28 @@ class SandboxApp:
             return CONNECTION_RESET
         status = 200 if outcome.status == "OK" else 409
         return json_response(status, filter_report(outcome.report, options.report_mode))
+
+    def _refusal_before_import(self, body_size: int) -> Response | None:
+        """Answers that are not verdicts on the events: a proxy's body limit (nginx's HTML 413),
+        a firewall's HTML 403, and the job scheduler's 409 when the new job cannot be moved to
+        ONCE_ASAP (DefaultJobSchedulerService.executeNow, via TrackerImportController)."""
+        limit = self._knobs.max_body_bytes
+        if limit and body_size > limit:
+            return _html_error(413, "Request Entity Too Large")
+        refused = int(self._knobs.refuse_imports_status)
+        if refused == 409:
+            return json_response(
+                409, web_message(409, "Failed to transition job into ONCE_ASAP state.")
+            )
+        if refused:
+            return _html_error(refused, "Forbidden" if refused == 403 else "Refused")
+        return None
+
+    def _job_configuration(self, request: Request, user: dict[str, Any], uid: str) -> Response:
+        configuration = self._jobs.job_configuration(uid)
+        if configuration is None:
+            raise NotFound(f"JobConfiguration with id {uid} could not be found.")
+        return json_response(200, self._select(request, configuration))
 
     def _job_notifications(self, request: Request, user: dict[str, Any], job_uid: str) -> Response:
         _require_uid(job_uid, "job id")
@@ -415,6 +442,12 @@ class SandboxApp:
         return redirect(
             self._url(request, "/dhis-web-capture/"), (self._session_cookie(user["username"]),)
         )
+
+
+def _html_error(status: int, phrase: str) -> Response:
+    title = f"{status} {phrase}"
+    page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><hr>nginx</body></html>"
+    return Response(status, page.encode(), HTML)
 
 
 def _require_uid(value: str, what: str) -> None:

@@ -21,6 +21,7 @@ class StageRules:
     data_elements: frozenset[str]
     compulsory: tuple[str, ...]
     validation_strategy: str  # ON_COMPLETE (DHIS2's default) or ON_UPDATE_AND_INSERT
+    block_entry_form: bool = False  # no updates to a completed event (E1326)
 
 
 class Catalog:
@@ -30,7 +31,8 @@ class Catalog:
             unit["id"]: unit for unit in metadata["organisationUnits"]
         }
         self.programs: dict[str, dict[str, Any]] = {
-            program["id"]: program for program in metadata["programs"]
+            program["id"]: self._with_org_units_resolved(program)
+            for program in metadata["programs"]
         }
         self.users: dict[str, dict[str, Any]] = {
             user["username"]: user for user in metadata["users"]
@@ -44,6 +46,14 @@ class Catalog:
         for program in self.programs.values():
             for stage in program.get("programStages", []):
                 self._index_stage(program["id"], stage)
+
+    def _with_org_units_resolved(self, program: dict[str, Any]) -> dict[str, Any]:
+        """A program's org units as full objects, so `organisationUnits[id,name,path]` works."""
+        units = [
+            {**self.org_units.get(unit["id"], {}), **unit}
+            for unit in program.get("organisationUnits", [])
+        ]
+        return {**program, "organisationUnits": units}
 
     def _index_stage(self, program_uid: str, stage: dict[str, Any]) -> None:
         members = []
@@ -70,6 +80,7 @@ class Catalog:
             data_elements=frozenset(members),
             compulsory=tuple(compulsory),
             validation_strategy=stage.get("validationStrategy", "ON_COMPLETE"),
+            block_entry_form=bool(stage.get("blockEntryForm", False)),
         )
 
     def event_program_stage(self, program_uid: str) -> str | None:

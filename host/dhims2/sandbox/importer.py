@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -279,15 +279,30 @@ class _Checked(NamedTuple):
 
 
 class Importer:
-    def __init__(self, catalog: Catalog, store: EventStore, version: ServerVersion) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: EventStore,
+        version: ServerVersion,
+        *,
+        fails_to_save: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`fails_to_save()` decides, per valid event, whether saving it throws: with
+        atomicMode=OBJECT DHIS2 then only counts it as ignored, with no error report and no
+        object report (AbstractTrackerPersister.persist)."""
         self._catalog = catalog
         self._store = store
         self._with_args = version.error_reports_have_args
+        self._e1302_names_value_type = version.e1302_names_the_value_type
+        self._fails_to_save = fails_to_save
 
     def run(self, events: list[Event], options: ImportOptions, username: str) -> ImportOutcome:
         """Validate and (unless VALIDATE or rejected as a whole) store the events atomically."""
-        started = time.perf_counter()
-        validator = EventValidator(self._catalog, self._catalog.users[username])
+        validator = EventValidator(
+            self._catalog,
+            self._catalog.users[username],
+            e1302_names_value_type=self._e1302_names_value_type,
+        )
         with self._store.transaction() as stored:
             checked = []
             for event in events:
@@ -296,7 +311,6 @@ class Importer:
                 strategy = _effective_strategy(options.import_strategy, existing)
                 problems = validator.validate(event, strategy, existing)
                 checked.append(_Checked(event, strategy, problems))
-            validated = time.perf_counter()
             errors = [
                 error_report(code, args, item.event["event"], with_args=self._with_args)
                 for item in checked
@@ -311,28 +325,26 @@ class Importer:
                 return ImportOutcome("ERROR", report, results)
             commit = options.import_mode == "COMMIT"
             now = datetime.now().isoformat(timespec="milliseconds")
-            results = [
-                EventResult(
-                    item.event["event"],
-                    item.problems,
-                    _store(stored, item, now, username) if commit and not item.problems else None,
-                )
-                for item in checked
-            ]
+            results = []
+            failed_to_save = 0
+            for item in checked:
+                action = None
+                if commit and not item.problems:
+                    if self._fails_to_save():
+                        failed_to_save += 1
+                    else:
+                        action = _store(stored, item, now, username)
+                results.append(EventResult(item.event["event"], item.problems, action))
         actions = [result.action for result in results if result.action]
         counts = _stats(actions.count("CREATE"), actions.count("UPDATE"), actions.count("DELETE"))
-        bundle = _bundle_report(counts, results) if commit else _empty_bundle_report()
+        bundle = (
+            _bundle_report(counts, results, ignored=failed_to_save)
+            if commit
+            else _empty_bundle_report()
+        )
+        ignored += failed_to_save
         stats = {**counts, "ignored": ignored, "total": counts["total"] + ignored}
-        report = _report("OK", errors, stats, bundle)
-        finished = time.perf_counter()
-        report["timingsStats"] = {
-            "timers": {
-                "validation": f"{validated - started:.6f} sec.",
-                "commit": f"{finished - validated:.6f} sec.",
-                "totalImport": f"{finished - started:.6f} sec.",
-            }
-        }
-        return ImportOutcome("OK", report, results)
+        return ImportOutcome("OK", _report("OK", errors, stats, bundle), results)
 
     def _fill_program_and_stage(self, event: Event) -> None:
         """DHIS2's pre-processing: the program follows from the stage, and an event program's
@@ -462,54 +474,42 @@ def _report(
     return report
 
 
-def _bundle_report(stats: dict[str, int], results: list[EventResult]) -> dict[str, Any]:
+def _bundle_report(
+    stats: dict[str, int], results: list[EventResult], *, ignored: int
+) -> dict[str, Any]:
+    """PersistenceReport: only `typeReportMap` (no status, no stats of its own); an event that
+    failed to save counts as ignored in its type's stats and has no object report."""
     type_reports: dict[str, dict[str, Any]] = {
         tracker_type: {"trackerType": tracker_type, "stats": _stats(), "objectReports": []}
         for tracker_type in TRACKER_TYPES
     }
     type_reports["EVENT"] = {
         "trackerType": "EVENT",
-        "stats": stats,
+        "stats": {**stats, "ignored": ignored, "total": stats["total"] + ignored},
         "objectReports": [
             {"trackerType": "EVENT", "uid": result.uid, "errorReports": []}
             for result in results
             if result.action
         ],
     }
-    return {"status": "OK", "typeReportMap": type_reports, "stats": stats}
+    return {"typeReportMap": type_reports}
 
 
 def _empty_bundle_report() -> dict[str, Any]:
     """importMode=VALIDATE stores nothing and reports no types."""
-    return {"status": "OK", "typeReportMap": {}, "stats": _stats()}
+    return {"typeReportMap": {}}
 
 
 def filter_report(report: dict[str, Any], report_mode: str) -> dict[str, Any]:
     """The report as a client asked for it with reportMode.
 
-    ERRORS drops warnings; ERRORS and WARNINGS drop per-object reports and timings, which only
-    FULL shows. (DHIS2 itself also sends objectReports for ERRORS; leaving them out keeps clients
-    from depending on details they did not ask for.)
+    Only warnings depend on it: ERRORS drops them, WARNINGS and FULL keep them. Status, stats and
+    the bundle report with its object reports are kept in every mode
+    (DefaultTrackerImportService.buildImportReport); 2.41 has no timings in the report.
     """
-    view = {
-        key: value
-        for key, value in report.items()
-        if key != "timingsStats" or report_mode == "FULL"
-    }
-    if report_mode == "ERRORS":
-        view["validationReport"] = {**report["validationReport"], "warningReports": []}
-    if report_mode != "FULL" and "bundleReport" in report:
-        bundle = report["bundleReport"]
-        view["bundleReport"] = {
-            **bundle,
-            "typeReportMap": {
-                tracker_type: {
-                    key: value for key, value in type_report.items() if key != "objectReports"
-                }
-                for tracker_type, type_report in bundle["typeReportMap"].items()
-            },
-        }
-    return view
+    if report_mode != "ERRORS":
+        return report
+    return {**report, "validationReport": {**report["validationReport"], "warningReports": []}}
 
 
 def completion_message(report: dict[str, Any]) -> str:

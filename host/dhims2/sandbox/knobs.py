@@ -8,7 +8,15 @@ from dataclasses import dataclass, fields
 from typing import TypeVar
 
 _Choice = TypeVar("_Choice")
-_RATES = ("error_rate", "drop_before_rate", "drop_after_rate", "job_failure_rate")
+_RATES = (
+    "error_rate",
+    "drop_before_rate",
+    "drop_after_rate",
+    "job_failure_rate",
+    "save_drop_rate",
+    "lost_completion_rate",
+    "unordered_start_rate",
+)
 
 
 @dataclass
@@ -24,6 +32,19 @@ class Knobs:
     drop_before_rate: float = 0.0  # fraction of POST imports reset before anything is done
     drop_after_rate: float = 0.0  # fraction of POST imports accepted, then reset without answer
     job_failure_rate: float = 0.0  # fraction of jobs that fail with "Process failed: ..."
+    # fraction of valid events that fail while being saved: only `ignored` counts them
+    save_drop_rate: float = 0.0
+    # fraction of jobs whose completed notification the notifier drops; the report is kept
+    lost_completion_rate: float = 0.0
+    # fraction of job starts that take any queued job rather than the oldest
+    unordered_start_rate: float = 0.0
+    # after restart(), the job that was running blocks all imports this long (housekeeping)
+    stuck_job_seconds: float = 0.0
+    # a proxy's body limit for POST /api/tracker: larger bodies get its HTML 413 page (0: none)
+    max_body_bytes: float = 0.0
+    # answer POST /api/tracker with this status without importing: 403 (a firewall's HTML
+    # page) or 409 (the job scheduler's conflict); 0: off
+    refuse_imports_status: float = 0.0
     seed: int | None = None  # RNG seed for the rates (deterministic tests)
 
     def __post_init__(self) -> None:

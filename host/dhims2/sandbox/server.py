@@ -63,7 +63,12 @@ class Sandbox:
         self._store = EventStore()
         self._auth = Authenticator(catalog.users)
         dice = Dice(self.knobs)
-        importer = Importer(catalog, self._store, self.version)
+        importer = Importer(
+            catalog,
+            self._store,
+            self.version,
+            fails_to_save=lambda: dice.chance(self.knobs.save_drop_rate),
+        )
         self._jobs = JobRunner(importer.run, self.knobs, dice, self.version)
         self._app = SandboxApp(
             context_path=self.context_path,
@@ -77,6 +82,10 @@ class Sandbox:
             dice=dice,
         )
         self._request_counts: Counter[tuple[str, str]] = Counter()
+        # Not DHIS2: a load balancer in front of several nodes, pinning a client to one node
+        # with this cookie (each node keeps its own job notifications in memory).
+        self.balancer_cookie: str | None = None
+        self._balancer_cookie_returned = Counter[bool]()
         self._credential_origins: set[str] = set()
         self._counts_lock = threading.Lock()
         self._server: _Server | None = None
@@ -142,9 +151,14 @@ class Sandbox:
         return self._store.live_copies()
 
     def restart(self) -> None:
-        """Forget all jobs, notifications, reports and sessions; keep events and tokens."""
+        """What restarting DHIS2 does: notifications, reports and sessions are forgotten; queued
+        jobs, events and tokens are kept; the running job blocks imports (stuck_job_seconds)."""
         self._jobs.restart()
         self._auth.expire_sessions()
+
+    def submit_other_users_job(self, seconds: float) -> str:
+        """Queue another user's tracker import, which holds the server's one worker `seconds`."""
+        return self._jobs.submit_other_users_job(seconds)
 
     def expire_sessions(self) -> None:
         self._auth.expire_sessions()
@@ -164,6 +178,11 @@ class Sandbox:
         carried an Authorization header or a JSESSIONID cookie, whatever their path."""
         with self._counts_lock:
             return set(self._credential_origins)
+
+    def balancer_cookie_counts(self) -> Counter[bool]:
+        """How many requests came back with the balancer cookie (True) and without (False)."""
+        with self._counts_lock:
+            return Counter(self._balancer_cookie_returned)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no job is queued or running; False if that takes longer than timeout."""
@@ -265,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
         origin = f"http://{self._host()}"
         if _carries_credentials(self.headers):
             sandbox._record_credentials(origin)
+        if sandbox.balancer_cookie is not None:
+            returned = f"{sandbox.balancer_cookie}=" in self.headers.get("Cookie", "")
+            with sandbox._counts_lock:
+                sandbox._balancer_cookie_returned[returned] += 1
         if sandbox.knobs.latency > 0:
             time.sleep(sandbox.knobs.latency)
         body = _Body(self)
@@ -309,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(response.body)))
             for name, value in response.headers:
                 self.send_header(name, value)
+            if self.server.sandbox.balancer_cookie is not None:
+                cookie = f"{self.server.sandbox.balancer_cookie}=node-1; Path=/"
+                self.send_header("Set-Cookie", cookie)
             if close:
                 self.send_header("Connection", "close")
             self.end_headers()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from dhims2.dhis2.uids import is_uid
@@ -28,6 +28,9 @@ MESSAGES = {
     "E1030": "Event: `{0}`, already exists.",
     "E1031": "Event OccurredAt date is missing.",
     "E1032": "Event: `{0}`, do not exist.",
+    "E1043": (
+        "Event: `{0}`, completeness date has expired. Not possible to make changes to this event."
+    ),
     "E1048": "Object: `{0}`, uid: `{1}`, has an invalid uid format.",
     "E1050": "Event ScheduledAt date is missing.",
     "E1076": "`{0}` `{1}` is mandatory and cannot be null",
@@ -41,6 +44,13 @@ MESSAGES = {
     "E1303": "Mandatory DataElement `{0}` is not present",
     "E1304": "DataElement `{0}` is not a valid data element",
     "E1305": "DataElement `{0}` is not part of `{1}` program stage",
+    "E1055": (
+        "Default AttributeOptionCombo is not allowed since program has non-default CategoryCombo."
+    ),
+    "E1326": (
+        "Event `{0}` is completed and its ProgramStage blocks the entry form after completion."
+        " Reopen the Event before updating."
+    ),
 }
 
 
@@ -178,9 +188,12 @@ class _Candidate:
 class EventValidator:
     """Validates normalised events for one importing user; see importer.normalize_event."""
 
-    def __init__(self, catalog: Catalog, user: dict[str, Any]) -> None:
+    def __init__(
+        self, catalog: Catalog, user: dict[str, Any], *, e1302_names_value_type: bool = False
+    ) -> None:
         self._catalog = catalog
         self._user = user
+        self._e1302_names_value_type = e1302_names_value_type
 
     def validate(self, event: Event, strategy: str, existing: Event | None) -> list[Problem]:
         """Problems of one event, given the effective strategy (CREATE, UPDATE or DELETE)."""
@@ -199,7 +212,29 @@ class EventValidator:
             problems = check(candidate)
             if problems:
                 return problems
-        return self._dates(event) + self._data_values(event)
+        return self._dates(event) + self._data_values(event) + self._update_rules(candidate)
+
+    def _update_rules(self, candidate: _Candidate) -> list[Problem]:
+        """Rules only an update meets: a completed event in a stage that blocks entry after
+        completion (BlockEntryFormAfterCompletionValidator, E1326), and a completed event older
+        than the program's completeEventsExpiryDays (DateValidator.validateCompletionExpiryDays,
+        E1043; the stored completion date counts)."""
+        event, existing = candidate.event, candidate.existing
+        if candidate.strategy != "UPDATE" or existing is None:
+            return []
+        problems: list[Problem] = []
+        stage = self._catalog.stages.get(event["programStage"])
+        completed_before = existing["status"] == "COMPLETED"
+        if stage and stage.block_entry_form and completed_before and event["status"] == "COMPLETED":
+            problems.append(("E1326", [event["event"]]))
+        program = self._catalog.programs.get(event["program"], {})
+        expiry_days = program.get("completeEventsExpiryDays", 0)
+        completed_at = existing.get("completedAt") if completed_before else None
+        if expiry_days and completed_at:
+            expires = datetime.fromisoformat(completed_at) + timedelta(days=expiry_days)
+            if datetime.now() > expires:
+                problems.append(("E1043", [event["event"]]))
+        return problems
 
     def _uid_format(self, candidate: _Candidate) -> list[Problem]:
         notes = candidate.event["notes"]
@@ -247,6 +282,11 @@ class EventValidator:
             problems.append(("E1089", [event["event"], stage, program]))
         if org_unit not in self._catalog.program_org_units[program]:
             problems.append(("E1029", [org_unit, program]))
+        # DataRelationsValidator: a program with a non-default category combo refuses an event
+        # without an attribute option combo (the default one is filled in otherwise).
+        combo = self._catalog.programs[program].get("categoryCombo") or {}
+        if combo.get("isDefault") is False and not event["attributeOptionCombo"]:
+            problems.append(("E1055", []))
         return problems
 
     def _capture_scope(self, candidate: _Candidate) -> list[Problem]:
@@ -287,7 +327,10 @@ class EventValidator:
                     problems.append(("E1125", [value, rule.option_set_uid or ""]))
             else:
                 key = value_type_problem(rule.value_type, value)
-                if key is not None:
+                if key is not None and self._e1302_names_value_type:
+                    sentence = f"Value type is {rule.value_type} but the value `{value}` is not."
+                    problems.append(("E1302", [rule.value_type, sentence]))
+                elif key is not None:
                     problems.append(("E1302", [element_uid, key]))
         in_payload = dict.fromkeys(data_value["dataElement"] for data_value in event["dataValues"])
         if enforce_mandatory:

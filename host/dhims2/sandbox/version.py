@@ -56,6 +56,12 @@ class ServerVersion:
         return self.minor >= 41
 
     @property
+    def e1302_names_the_value_type(self) -> bool:
+        """From 2.41.9 E1302's args are the value type and a sentence with the value, no longer
+        the data element (ValidationUtils.validateValueType)."""
+        return (self.minor, self.patch) >= (41, 9)
+
+    @property
     def reports_import_stages(self) -> bool:
         """2.41 notifies each import stage; earlier versions only Import:Start/Done/Error."""
         return self.minor >= 41

@@ -35,6 +35,8 @@ class FormContext:
     form: ProgramForm
     capture_org_units: frozenset[str] | None
     from_cache: bool
+    # (uid, name) of the program's org units where the user may capture, by name
+    facilities: tuple[tuple[str, str], ...] = ()
 
 
 def credentials_from(args: argparse.Namespace, config: Config) -> Credentials:
@@ -80,7 +82,7 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
     program_key, scope_key = _cache_keys(client.base_url, program)
     try:
         metadata = client.program(program)
-        scope: list[str] | None = sorted(client.current_user().org_unit_ids)
+        scope: list[str] | None = units_in_scope(metadata, client.current_user().org_unit_ids)
     except NotSignedIn:
         raise
     except (ServerUnreachable, ServerError):
@@ -132,7 +134,35 @@ def _form_context(
         form=form,
         capture_org_units=frozenset(scope) if scope is not None else None,
         from_cache=from_cache,
+        facilities=_facilities(metadata, scope),
     )
+
+
+def units_in_scope(metadata: dict, assigned: frozenset[str]) -> list[str]:
+    """The program's org units the user may capture for: each one assigned to the user or below
+    one (its path names an assigned unit), as DHIS2's SecurityOwnershipValidator accepts
+    (isInUserHierarchy; docs/dhis2-tracker-api.md, "Capture scope")."""
+    return sorted(
+        uid
+        for uid, unit in _program_org_units(metadata).items()
+        if uid in assigned or not assigned.isdisjoint(str(unit.get("path", "")).split("/"))
+    )
+
+
+def _facilities(metadata: dict, scope: list[str] | None) -> tuple[tuple[str, str], ...]:
+    units = _program_org_units(metadata)
+    names = {uid: str(unit.get("name") or uid) for uid, unit in units.items()}
+    wanted = scope if scope is not None else sorted(names)
+    return tuple(sorted(((uid, names.get(uid, uid)) for uid in wanted), key=lambda u: u[1]))
+
+
+def _program_org_units(metadata: dict) -> dict[str, dict]:
+    units = metadata.get("organisationUnits")
+    return {
+        unit["id"]: unit
+        for unit in (units if isinstance(units, list) else [])
+        if isinstance(unit, dict) and isinstance(unit.get("id"), str)
+    }
 
 
 # A person waiting on the popup is better served by a quick "unreachable" than by a minute of

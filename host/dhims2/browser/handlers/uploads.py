@@ -144,7 +144,11 @@ def get_program(message: Message, context: HostContext) -> dict[str, Any]:
     """The form's metadata for the popup; answered from the cache when DHIS2 is unreachable."""
     state = uploads(context)
     form = _form_context(context, state, message.get("program"), message.get("stage"))
-    return {"program": form.form.to_json(), "from_cache": form.from_cache}
+    return {
+        "program": form.form.to_json(),
+        "from_cache": form.from_cache,
+        "org_units": [{"id": uid, "name": name} for uid, name in form.facilities],
+    }
 
 
 @register("upload")
