@@ -46,9 +46,7 @@ SETTINGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from dhims2.workspace.config import config_path, load_config, save_config
+    from dhims2.workspace.config import config_path, load_config, save_config, token_location
 
     saved = load_config(apply_env=False)
     changes = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
@@ -57,9 +55,17 @@ def run(args: argparse.Namespace) -> int:
     if args.clear_token:
         changes["token"] = None
     if changes:
-        path = save_config(dataclasses.replace(saved, **changes))
+        updated = saved.with_changes(**changes)
+        path = save_config(updated)
         if not args.json:
             print(f"saved {', '.join(sorted(changes))} to {path}")
+            if saved.token is not None and updated.token is None and "token" not in changes:
+                print(
+                    f"forgot the token saved for {saved.token_server}: it is never sent to"
+                    f" {updated.server}; save one for it with --token -"
+                )
+            if updated.token is not None and "token" in changes:
+                print(f"the token is kept in {token_location()}")
     view = load_config().public_view()
     if args.json:
         print(json.dumps(view))

@@ -40,24 +40,43 @@ class FormContext:
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", help="DHIS2 address, e.g. https://events.chimgh.org/events/")
     auth = parser.add_mutually_exclusive_group()
-    auth.add_argument("--token", help="personal access token (d2p_...)")
+    auth.add_argument(
+        "--token", help="personal access token (d2p_...); `-` reads it from standard input"
+    )
     auth.add_argument(
         "--username",
         help=f"sign in with this user; the password comes from ${PASSWORD_VARIABLE} or a prompt",
     )
 
 
-def credentials_from(args: argparse.Namespace, config: Config) -> Credentials:
+def credentials_from(args: argparse.Namespace, config: Config, server: str) -> Credentials:
+    """How to sign in to `server`: the flags, or the token saved for that same server only."""
     if getattr(args, "token", None):
+        if args.token == "-":
+            return Credentials(token=_token_from_stdin())
         return Credentials(token=args.token)
     if getattr(args, "username", None):
         return Credentials(username=args.username, password=_password_for(args.username))
+    token = config.token_for(server)
+    if token:
+        return Credentials(token=token)
     if config.token:
-        return Credentials(token=config.token)
+        raise UsageError(
+            f"the saved token is for {config.token_server}, not {server}; it is never sent to"
+            " another server. Pass --token for this one, or save one with"
+            f" `dhims2 config --server {server} --token -`"
+        )
     raise UsageError(
         "no DHIS2 credentials: pass --token or --username, set DHIMS2_TOKEN, "
         "or save a token with `dhims2 config --token`"
     )
+
+
+def _token_from_stdin() -> str:
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise UsageError("--token -: standard input held no token")
+    return token
 
 
 def _password_for(username: str) -> str:
@@ -74,7 +93,9 @@ def _password_for(username: str) -> str:
 def open_client(args: argparse.Namespace, config: Config) -> Dhis2Client:
     server = getattr(args, "server", None) or config.server
     return Dhis2Client(
-        server, credentials_from(args, config), allow_insecure_http=config.allow_insecure_http
+        server,
+        credentials_from(args, config, server),
+        allow_insecure_http=config.allow_insecure_http,
     )
 
 
@@ -125,9 +146,13 @@ def host_client(
 ) -> Dhis2Client:
     """The native host's client: the saved token, or the browser's DHIS2 session (memory only)."""
     if config.auth == "token":
-        if not config.token:
-            raise NotSignedIn("no personal access token is saved; add one in the extension options")
-        credentials = Credentials(token=config.token)
+        token = config.token_for(config.server)
+        if not token:
+            raise NotSignedIn(
+                f"no personal access token is saved for {config.server}; add one in the"
+                " extension options"
+            )
+        credentials = Credentials(token=token)
     else:
         if not session_cookie:
             raise NotSignedIn("not signed in: log in to DHIMS2 in this browser")
