@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dhims2.dhis2.client import Dhis2Client
@@ -25,6 +25,7 @@ from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
+from dhims2.queue.server_match import events_on_server
 from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class UploadService:
         self.follower = follower or JobFollower(client, clock=time.time)
         self._listener = listener
         self._identity_key = store.install_secret("identity-key")
+        # Events found on the server before their first send: their outcome is "updated".
+        self._found_on_server: set[str] = set()
 
     # -- queueing ----------------------------------------------------------------------------
 
@@ -170,10 +173,38 @@ class UploadService:
                 room -= 1
         return submitted
 
+    def _adopt_events_on_server(self, records: list[StoredRecord]) -> list[StoredRecord]:
+        """Records never handed to DHIS2 yet take the UID of the server's event for the same
+        admission, so a new store or another spelling of the address updates, never doubles."""
+        first_sends = [record for record in records if record.job_id is None and record.event]
+        if not first_sends:
+            return records
+        program = str(first_sends[0].payload.get("program"))
+        try:
+            found = events_on_server(self.client, program, first_sends)
+        except RequestRejected as error:
+            # A server that refuses the lookup still gets the records: the local store's
+            # memory of earlier uploads is then the only guard against duplicates.
+            log.warning("DHIS2 refused the duplicate lookup (%s); sending without it", error.code)
+            return records
+        self.store.adopt_event_uids(found)
+        self._found_on_server.update(found.values())
+        return [
+            replace(
+                record,
+                event_uid=found[record.id],
+                event={**record.payload, "event": found[record.id]},
+            )
+            if record.id in found
+            else record
+            for record in records
+        ]
+
     def _submit(self, records: list[StoredRecord]) -> None:
         record_ids = [record.id for record in records]
         submitted_at = time.time()
         try:
+            records = self._adopt_events_on_server(records)
             job_id = self.client.submit_import([record.payload for record in records])
         except RequestRejected as error:
             # The server refused the payload itself (not per-event validation): sending the same
@@ -231,7 +262,7 @@ class UploadService:
         self, records: list[StoredRecord], report: dict[str, Any]
     ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
         errors_by_event = _error_reports_by_event(report)
-        already_imported = self.store.imported_event_uids(
+        already_imported = self._found_on_server | self.store.imported_event_uids(
             self.server, [r.event_uid for r in records if r.event_uid not in errors_by_event]
         )
         results: dict[int, tuple[str, list[dict[str, Any]]]] = {}
@@ -269,6 +300,7 @@ class UploadService:
             if not records:
                 return
             try:
+                records = self._adopt_events_on_server(records)
                 report = self.client.import_legacy_events([record.payload for record in records])
             except BaseException:
                 self.store.requeue([record.id for record in records])

@@ -326,6 +326,22 @@ class Store:
             found.update(row["event_uid"] for row in rows)
         return found
 
+    def adopt_event_uids(self, event_uids: dict[int, str]) -> None:
+        """These records are events DHIS2 already holds under another UID: send them as those."""
+        with self._transaction() as db:
+            for record_id, event_uid in event_uids.items():
+                row = db.execute(
+                    "SELECT payload FROM records WHERE id = ?", (record_id,)
+                ).fetchone()
+                payload = json.loads(row["payload"]) if row and row["payload"] else None
+                if payload is None:
+                    continue
+                payload["event"] = event_uid
+                db.execute(
+                    "UPDATE records SET event_uid = ?, payload = ? WHERE id = ?",
+                    (event_uid, json.dumps(payload), record_id),
+                )
+
     # -- sending -----------------------------------------------------------------------------
 
     def recover_interrupted_sends(self, server: str) -> int:
