@@ -86,6 +86,11 @@ ERROR_CODES: dict[str, ErrorInfo] = {
         " the file, line or column.",
         "Correct the file or its column names and upload again.",
     ),
+    "INVALID_TEXT": ErrorInfo(
+        "A value holds a broken character (half of a UTF-16 surrogate pair) that has no UTF-8"
+        " form, so neither DHIS2 nor the browser can be sent it.",
+        "Type the value again (copying it from another program can cut a character in half).",
+    ),
     "INVALID_INPUT": ErrorInfo(
         "A setting the host would use to reach DHIS2 is unusable (for example the server address).",
         "Check the server address and the other settings in the extension's options.",

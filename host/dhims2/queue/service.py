@@ -22,6 +22,7 @@ from dhims2.dhis2.errors import Dhis2Error, RequestRejected
 from dhims2.dhis2.uids import is_uid, new_uid
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
+from dhims2.forms.text import invalid_text_errors
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
@@ -87,6 +88,8 @@ class UploadService:
                 event = dict(record.event)
                 identity = self._identity(event, identity_elements)
                 errors = [error_json(error) for error in record.errors]
+                if not errors:
+                    errors = [error_json(e) for e in invalid_text_errors(event, record.fields)]
                 if not errors and identity is not None:
                     if identity in first_row_of:
                         errors.append(_duplicate_error(first_row_of[identity]))
@@ -200,7 +203,39 @@ class UploadService:
             for record in records
         ]
 
+    def _without_unsendable(self, records: list[StoredRecord]) -> list[StoredRecord]:
+        """Records whose values have no UTF-8 form are rejected for good; the others go on.
+
+        Validation refuses such text; this catches records queued before it did, so that one
+        of them can never hold back the records after it.
+        """
+        sendable, unsendable = [], []
+        for record in records:
+            try:
+                json.dumps(record.payload, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                unsendable.append(record)
+            else:
+                sendable.append(record)
+        if unsendable:
+            self.store.finish_records(
+                {
+                    record.id: (
+                        states.REJECTED,
+                        [error_json(e) for e in invalid_text_errors(record.payload, record.fields)],
+                    )
+                    for record in unsendable
+                }
+            )
+            self._emit_results(
+                unsendable, {record.id: (states.REJECTED, []) for record in unsendable}
+            )
+        return sendable
+
     def _submit(self, records: list[StoredRecord]) -> None:
+        records = self._without_unsendable(records)
+        if not records:
+            return
         record_ids = [record.id for record in records]
         submitted_at = time.time()
         try:
@@ -296,9 +331,12 @@ class UploadService:
     def _run_legacy(self, stop: threading.Event | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
-            records = self.store.claim_for_sending(self.server, self.settings.batch_size)
-            if not records:
+            claimed = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            if not claimed:
                 return
+            records = self._without_unsendable(claimed)
+            if not records:
+                continue
             try:
                 records = self._adopt_events_on_server(records)
                 report = self.client.import_legacy_events([record.payload for record in records])
