@@ -100,7 +100,12 @@ def open_client(args: argparse.Namespace, config: Config) -> Dhis2Client:
 
 
 def open_store() -> Store:
-    return Store(data_dir() / STORE_FILE_NAME)
+    """The store in the data folder; a damaged one is moved aside and recovered first."""
+    from dhims2.queue.recovery import open_recovering
+
+    return open_recovering(
+        data_dir() / STORE_FILE_NAME, lambda notice: print(notice, file=sys.stderr)
+    )
 
 
 def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> FormContext:
