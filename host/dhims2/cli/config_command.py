@@ -22,7 +22,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--retention-days",
         dest="retention_days",
         type=int,
-        help="days to keep local copies of records DHIS2 has accepted",
+        help="days to keep local copies of finished records (sent or not)",
     )
     parser.add_argument(
         "--allow-insecure-http",

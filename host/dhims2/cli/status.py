@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     with _store_for_reading(args.follow) as store:
         if not store.read_only:
-            purge_expired(store, load_config().retention_days)
+            retention_days = load_config().retention_days
+            purge_expired(store, retention_days)
+            _warn_of_unsent_records(store, retention_days)
         if args.batch is None:
             if args.follow:
                 raise UsageError("--follow needs a batch id (see `dhims2 status`)")
@@ -49,6 +51,19 @@ def run(args: argparse.Namespace) -> int:
             status = follow(args, store, args.batch)
         print_batch(store, args.batch, as_json=args.json)
         return status or exit_status(store.batch(args.batch))
+
+
+def _warn_of_unsent_records(store: Store, retention_days: int) -> None:
+    from dhims2.queue.retention import WARNING_DAYS, unsent_expiring
+
+    expiring = unsent_expiring(store, retention_days)
+    if expiring:
+        print(
+            f"{expiring} records that never reached DHIS2 (rejected, failed or cancelled) are"
+            f" deleted from this computer within {WARNING_DAYS} days ({retention_days} days after"
+            " they finished): correct them and upload them again before then",
+            file=sys.stderr,
+        )
 
 
 def _store_for_reading(following: bool) -> Store:

@@ -33,6 +33,9 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 PENDING_STATES = (QUEUED, SENDING, IMPORTING)
+FINISHED_STATES = (CREATED, UPDATED, REJECTED, FAILED, CANCELLED)
+# Finished without reaching DHIS2: the clerk is warned before their values are purged.
+UNSENT_STATES = (REJECTED, FAILED, CANCELLED)
 
 JOB_PENDING = "pending"
 
@@ -549,7 +552,7 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE records SET state = ?, errors = '[]', updated_at = ?"
-                " WHERE batch_id = ? AND state = ?",
+                " WHERE batch_id = ? AND state = ? AND payload IS NOT NULL",
                 (QUEUED, time.time(), batch_id, FAILED),
             )
             return cursor.rowcount
@@ -580,18 +583,34 @@ class Store:
         return cursor.rowcount
 
     def purge_payloads(self, finished_before: float) -> int:
-        """Drops patient values of records that reached DHIS2 before the given time.
+        """Drops patient values of records finished (in DHIS2 or not) before the given time:
+        the event and the values their errors quote.
 
         The row stays (state, event UID, identity hash) so re-uploads still update, not duplicate.
         """
+        marks = ",".join("?" * len(FINISHED_STATES))
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL"
-                " AND state IN (?, ?) AND updated_at < ?",
-                (CREATED, UPDATED, finished_before),
+            rows = db.execute(
+                f"SELECT id, errors FROM records WHERE payload IS NOT NULL"
+                f" AND state IN ({marks}) AND updated_at < ?",
+                (*FINISHED_STATES, finished_before),
+            ).fetchall()
+            db.executemany(
+                "UPDATE records SET payload = NULL, errors = ? WHERE id = ?",
+                ((json.dumps(_without_values(json.loads(r["errors"]))), r["id"]) for r in rows),
             )
         self._checkpoint()
-        return cursor.rowcount
+        return len(rows)
+
+    def unsent_count(self, finished_before: float) -> int:
+        """Records that never reached DHIS2, finished before the given time, values still kept."""
+        marks = ",".join("?" * len(UNSENT_STATES))
+        rows = self._query(
+            f"SELECT COUNT(*) AS n FROM records WHERE payload IS NOT NULL"
+            f" AND state IN ({marks}) AND updated_at < ?",
+            (*UNSENT_STATES, finished_before),
+        )
+        return rows[0]["n"]
 
     def restore_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
         """Copies rows read from a damaged store into this one; returns how many fitted."""
@@ -661,6 +680,12 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
             f"cannot read the upload store {path}: {error}"
         ) from error
     return connection
+
+
+def _without_values(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**error, "value": None} if error.get("value") is not None else error for error in errors
+    ]
 
 
 def _write_outcomes(
