@@ -612,6 +612,13 @@ class Store:
         )
         return rows[0]["n"]
 
+    def durability(self) -> dict[str, str]:
+        """The journal mode and sync level this connection commits with."""
+        with self._lock:
+            journal = self._connection.execute("PRAGMA journal_mode").fetchone()[0]
+            level = self._connection.execute("PRAGMA synchronous").fetchone()[0]
+        return {"journal_mode": journal, "synchronous": _SYNC_LEVELS.get(level, str(level))}
+
     def restore_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
         """Copies rows read from a damaged store into this one; returns how many fitted."""
         copied = 0
@@ -634,6 +641,9 @@ class Store:
         the log do not outlive their deletion."""
         with self._lock, self._faults_named():
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+_SYNC_LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
 def damage_marker(path: Path) -> Path:
