@@ -2,10 +2,12 @@
 """Register the DHIMS2 Uploader native host with the browsers on this computer.
 
     python3 install.py                      # every browser found, host in a private venv
+    py install.py                           # Windows: the same, with python.org's Python
     python3 install.py --browser chrome     # only these browsers (repeatable)
     python3 install.py --user-data-dir DIR  # one Chromium profile folder (DIR/NativeMessagingHosts)
     python3 install.py --check              # check the installation, as `dhims2 doctor` does
     python3 install.py --uninstall          # remove manifests, launcher and venv (data stays)
+    py install.py --all-users               # Windows, as administrator: for every user (HKLM)
 
 Runs on a bare Python 3.10+: the host's own dependencies go into the private venv.
 """
@@ -47,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the host with this Python (which must have the package installed)",
     )
+    parser.add_argument(
+        "--all-users",
+        action="store_true",
+        help="Windows, as administrator: register for every user of this PC (HKLM), for PCs "
+        "whose policy allows only such hosts",
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--uninstall", action="store_true", help="remove the registrations")
     action.add_argument("--check", action="store_true", help="check the installation only")
@@ -57,14 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         system = installer.System.current()
-        data_dir = config.data_dir()
+        installer.require_usable_python(system)
+        if args.all_users:
+            data_dir = installer.all_users_data_dir(system, installer.running_as_administrator())
+            data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            data_dir = config.data_dir()
         registry = installer.WindowsRegistry() if system.platform == "win32" else None
         if args.check:
             targets = doctor.choose_targets(system, data_dir, args.browser, args.user_data_dir)
             diagnosis = doctor.diagnose(system, data_dir, targets, registry)
             print(doctor.report(diagnosis))
             return 1 if diagnosis.problems else 0
-        installation = installer.Installation(system, data_dir, registry, CHECKOUT)
+        hive = installer.HKLM if args.all_users else installer.HKCU
+        installation = installer.Installation(system, data_dir, registry, CHECKOUT, hive)
         named = installer.named_targets(system, data_dir, args.browser, args.user_data_dir)
         if args.uninstall:
             targets = installer.all_targets(system, data_dir) if named is None else named

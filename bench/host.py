@@ -1,5 +1,6 @@
-"""The native host and the CLI as processes: how fast `dhims2-host` says hello, and how much
-memory the host and `dhims2 upload` take as the number of records grows.
+"""The native host and the CLI as processes: how fast `dhims2-host` says hello and the CLI
+starts, against a bare Python start measured in the same run, and how much memory the host and
+`dhims2 upload` take as the number of records grows.
 
     python bench/host.py            # 30 spawns; 1,000 and 10,000 records (Linux)
     python bench/host.py --quick    # a few, to check that the script still works
@@ -35,6 +36,8 @@ from dhims2.forms.synthetic import synthetic_rows, write_csv
 
 CHROME_ORIGIN = "chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"
 TARGET_HELLO_SECONDS = 0.100
+# Start-up costs no more than three bare Python starts: what only requests need loads later.
+TARGET_START_RATIO = 3.0
 # "Flat" read as: ten times the records costs at most a fifth more memory at the peak.
 TARGET_MEMORY_RATIO = 1.2
 MESSAGE_TIMEOUT = 120.0
@@ -189,6 +192,40 @@ def spawn_to_hello(folder: Path) -> tuple[float, int]:
     return seconds, peak
 
 
+def seconds_to_run(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def report_start_up(root: Path, runs: int) -> None:
+    """Each start against a bare `python -c pass`, interleaved so that a busy moment of the
+    machine weighs on all of them alike."""
+    dhims2 = console_script("dhims2")
+    starts: dict[str, list[float]] = {
+        "bare python": [],
+        "dhims2-host spawn to hello": [],
+        "dhims2 --help": [],
+        "dhims2 --version": [],
+    }
+    for index in range(runs):
+        starts["bare python"].append(seconds_to_run([sys.executable, "-c", "pass"]))
+        starts["dhims2-host spawn to hello"].append(spawn_to_hello(root / f"start-{index}")[0])
+        starts["dhims2 --help"].append(seconds_to_run([dhims2, "--help"]))
+        starts["dhims2 --version"].append(seconds_to_run([dhims2, "--version"]))
+    heading(f"start-up against a bare Python start, {runs} runs interleaved")
+    bare = harness.median(starts.pop("bare python"))
+    figure("bare python -c pass (median)", f"{bare * 1000:.0f} ms")
+    for name, seconds in starts.items():
+        ratio = harness.median(seconds) / bare
+        figure(f"{name} (median)", f"{harness.median(seconds) * 1000:.0f} ms, {ratio:.1f}x bare")
+        verdict(
+            f"{name} within {TARGET_START_RATIO:g}x bare",
+            ratio <= TARGET_START_RATIO,
+            f"ratio <= {TARGET_START_RATIO:g}",
+        )
+
+
 UploadInput = Callable[[Path, int], dict[str, Any]]
 
 
@@ -316,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "idle host peak memory (median)", mebibytes(int(harness.median([p for _, p in runs])))
         )
         verdict("spawn to hello", middle < TARGET_HELLO_SECONDS, "median < 100 ms")
+        report_start_up(root, spawns)
         for name, upload_input in (("records", records_input), ("sheet", sheet_input)):
             report_memory(
                 f"dhims2-host: `upload` with `{name}`, sent to the end",

@@ -111,6 +111,11 @@ def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
     hello = found["dhims2-host spawn to hello, 3 runs"]
     assert number(MILLISECONDS, hello["median"]) > 0
     assert number(MEBIBYTES, hello["idle host peak memory (median)"]) > 1
+    start_up = found["start-up against a bare Python start, 3 runs interleaved"]
+    assert number(MILLISECONDS, start_up["bare python -c pass (median)"]) > 0
+    for name in ("dhims2-host spawn to hello", "dhims2 --help", "dhims2 --version"):
+        assert start_up[f"{name} (median)"].endswith("x bare")
+        assert start_up[f"{name} within 3x bare"].startswith(("met", "MISSED"))
     for title in (
         "dhims2-host: `upload` with `records`, sent to the end",
         "dhims2-host: `upload` with `sheet`, sent to the end",

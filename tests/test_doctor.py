@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from dhims2 import __version__
 from dhims2.setup import doctor, installer
 from dhims2.setup.doctor import COMMUNICATION_ERROR, EXITED, FORBIDDEN, INVALID_NAME, NOT_FOUND
 from dhims2.setup.installer import ExtensionIdentity, Installation, System
+from fake_registry import FakeRegistry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 IDENTITY = installer.extension_identity(CHECKOUT / "extension" / "manifest.json")
@@ -31,20 +33,6 @@ GOOD_FIREFOX = {
     **{k: v for k, v in GOOD_CHROMIUM.items() if k != "allowed_origins"},
     "allowed_extensions": ["uploader@dhims2.org"],
 }
-
-
-class RecordingRegistry:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def read(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def write(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def chromium_problems(manifest: object, path: Path = MANIFEST_PATH) -> list[doctor.Problem]:
@@ -128,7 +116,7 @@ def test_a_missing_launcher_is_not_found(tmp_path: Path) -> None:
 
 def test_a_launcher_that_is_not_executable_breaks_communication(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
-    launcher.write_text(installer.launcher_text(Path(sys.executable), "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(Path(sys.executable)), encoding="utf-8")
     launcher.chmod(0o644)
     problems = doctor.check_launcher(launcher)
     assert [p.extension_sees for p in problems] == [COMMUNICATION_ERROR]
@@ -138,7 +126,7 @@ def test_a_launcher_that_is_not_executable_breaks_communication(tmp_path: Path) 
 def test_a_launcher_whose_venv_was_deleted_makes_the_host_exit(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
     gone = tmp_path / "venv" / "bin" / "python"
-    launcher.write_text(installer.launcher_text(gone, "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(gone), encoding="utf-8")
     launcher.chmod(0o755)
     problems = doctor.check_launcher(launcher)
     assert [p.extension_sees for p in problems] == [EXITED]
@@ -147,7 +135,7 @@ def test_a_launcher_whose_venv_was_deleted_makes_the_host_exit(tmp_path: Path) -
 
 def test_the_real_host_says_hello(tmp_path: Path) -> None:
     launcher = tmp_path / "dhims2-host.sh"
-    launcher.write_text(installer.launcher_text(Path(sys.executable), "linux"), encoding="utf-8")
+    launcher.write_text(installer.launcher_text(Path(sys.executable)), encoding="utf-8")
     launcher.chmod(0o755)
     assert doctor.check_launcher(launcher) == []
     assert doctor.check_hello(launcher, ORIGIN) == []
@@ -194,16 +182,19 @@ def test_a_silent_host_times_out_and_is_stopped(tmp_path: Path) -> None:
     assert [p.what for p in problems] == ["the host did not say hello within 0.5 s"]
 
 
-def make_installed(
-    tmp_path: Path, platform: str = "linux"
-) -> tuple[System, Path, RecordingRegistry]:
+def make_installed(tmp_path: Path, platform: str = "linux") -> tuple[System, Path, FakeRegistry]:
     home, data = tmp_path / "home", tmp_path / "data"
     (home / ".config" / "chromium").mkdir(parents=True)
     system = System(platform, home, {}, lambda name: None, tmp_path / "snap")
-    registry = RecordingRegistry()
+    registry = FakeRegistry()
     installation = Installation(system, data, registry, CHECKOUT)
     targets = installer.named_targets(system, data, ["chromium", "firefox"], []) or []
-    installation.install(targets, Path(sys.executable))
+    interpreter = Path(sys.executable)
+    if platform == "win32":  # pip's dhims2-host.exe, next to the venv's python.exe
+        interpreter = tmp_path / "venv" / "Scripts" / "python.exe"
+        interpreter.parent.mkdir(parents=True)
+        (interpreter.parent / "dhims2-host.exe").write_bytes(b"MZ")
+    installation.install(targets, interpreter)
     return system, data, registry
 
 
@@ -222,7 +213,7 @@ def test_diagnose_finds_a_present_browser_without_a_manifest(tmp_path: Path) -> 
     (system.home / ".config" / "google-chrome").mkdir()
     diagnosis = doctor.diagnose(system, data, doctor.default_targets(system, data), registry)
     assert [p.what for p in diagnosis.problems] == ["no host manifest for Google Chrome"]
-    assert "run `python3 install.py`" in doctor.report(diagnosis)
+    assert "run install.py again" in doctor.report(diagnosis)
 
 
 def test_diagnose_checks_the_ids_of_the_installed_checkout(tmp_path: Path) -> None:
@@ -255,7 +246,7 @@ def test_windows_registrations_are_followed_through_the_registry(tmp_path: Path)
     system, data, registry = make_installed(tmp_path, "win32")
     targets = installer.named_targets(system, data, ["chromium", "firefox"], []) or []
     assert doctor.diagnose(system, data, targets, registry, start_host=False).problems == []
-    del registry.values[r"Software\Chromium\NativeMessagingHosts\org.dhims2.uploader"]
+    registry.delete(r"Software\Chromium\NativeMessagingHosts\org.dhims2.uploader")
     problems = doctor.diagnose(system, data, targets, registry, start_host=False).problems
     assert [(p.what, p.extension_sees) for p in problems] == [
         ("registry key is missing", NOT_FOUND)
@@ -277,10 +268,13 @@ def test_install_py_check_fails_and_explains_a_broken_installation(tmp_path: Pat
         [*command, "--check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 1
-    assert f"PROBLEM  {launcher}: the host program is not executable" in result.stdout
-    assert f"fix:   chmod +x {launcher}" in result.stdout
-    assert f'(the extension sees "{COMMUNICATION_ERROR}")' in result.stdout
-    assert result.stdout.rstrip().endswith("1 problem(s) found.")
+    assert result.stdout.rstrip().splitlines()[-5:] == [
+        "PROBLEM 1 of 1: the host program is not executable",
+        f"  where: {launcher}",
+        f"  fix:   chmod +x {launcher}",
+        f'  (the extension sees "{COMMUNICATION_ERROR}")',
+        "1 problem found.",
+    ]
 
 
 def test_the_doctor_command_checks_this_machine(
@@ -307,3 +301,25 @@ def test_expected_identity_falls_back_to_the_recorded_ids(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     assert doctor.expected_identity(tmp_path) == ExtensionIdentity("b" * 32, "x@y")
+
+
+def test_the_report_numbers_each_problem_and_puts_what_is_wrong_first() -> None:
+    diagnosis = doctor.Diagnosis(
+        checked=["Firefox: /m.json"],
+        problems=[
+            doctor.Problem("HKCU\\Software\\Key", "registry key is missing", "reinstall"),
+            doctor.Problem("/venv/dhims2-host", "the host did not say hello", "reinstall", EXITED),
+        ],
+    )
+    assert doctor.report(diagnosis).splitlines() == [
+        f"DHIMS2 Uploader {__version__}, doctor",
+        "checked  Firefox: /m.json",
+        "PROBLEM 1 of 2: registry key is missing",
+        "  where: HKCU\\Software\\Key",
+        "  fix:   reinstall",
+        "PROBLEM 2 of 2: the host did not say hello",
+        "  where: /venv/dhims2-host",
+        "  fix:   reinstall",
+        f'  (the extension sees "{EXITED}")',
+        "2 problems found.",
+    ]

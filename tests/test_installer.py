@@ -16,6 +16,7 @@ import pytest
 from dhims2.browser.framing import read_message
 from dhims2.setup import installer
 from dhims2.setup.installer import Installation, InstallError, System
+from fake_registry import FakeRegistry
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 INSTALL_PY = CHECKOUT / "install.py"
@@ -54,25 +55,6 @@ WINDOWS_KEYS = {
 CHROMIUM_FAMILY = {"chrome", "chromium", "edge", "brave", "vivaldi"}
 
 
-class RecordingRegistry:
-    """HKCU default values in a dict, with every write and delete recorded."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.calls: list[tuple[str, str]] = []
-
-    def read(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def write(self, key: str, value: str) -> None:
-        self.calls.append(("write", key))
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.calls.append(("delete", key))
-        self.values.pop(key, None)
-
-
 def make_system(home: Path, platform: str = "linux", on_path: tuple[str, ...] = ()) -> System:
     return System(
         platform=platform,
@@ -87,9 +69,17 @@ def make_installation(tmp_path: Path, platform: str = "linux") -> Installation:
     return Installation(
         make_system(tmp_path / "home", platform),
         tmp_path / "data",
-        RecordingRegistry(),
+        FakeRegistry(),
         CHECKOUT,
     )
+
+
+def windows_venv(tmp_path: Path) -> Path:
+    """A venv's interpreter with the dhims2-host.exe pip would have built next to it."""
+    scripts = tmp_path / "venv" / "Scripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    (scripts / "dhims2-host.exe").write_bytes(b"MZ")
+    return scripts / "python.exe"
 
 
 def every_browser(installation: Installation) -> list[installer.Target]:
@@ -196,23 +186,18 @@ def test_manifests_go_to_each_browsers_folder(
 def test_windows_gets_registry_keys_pointing_at_one_manifest_per_family(tmp_path: Path) -> None:
     installation = make_installation(tmp_path, "win32")
     registry = installation.registry
-    assert isinstance(registry, RecordingRegistry)
-    installation.install(
-        every_browser(installation), Path(r"C:\Users\clerk\venv\Scripts\python.exe")
-    )
-    assert set(registry.values) == set(WINDOWS_KEYS.values())
+    assert isinstance(registry, FakeRegistry)
+    installation.install(every_browser(installation), windows_venv(tmp_path))
+    assert set(registry.defaults()) == set(WINDOWS_KEYS.values())
     assert len(registry.calls) == 4  # Brave and Vivaldi share Chrome's key
     for name, key in WINDOWS_KEYS.items():
-        manifest_path = Path(registry.values[key])
+        manifest_path = Path(str(registry.defaults()[key]))
         family = "chromium" if name in CHROMIUM_FAMILY else "firefox"
         assert manifest_path == tmp_path / "data" / "manifests" / family / HOST_FILE
         manifest = json.loads(manifest_path.read_text("utf-8"))
-        assert manifest["path"] == str(tmp_path / "data" / "dhims2-host.bat")
-    launcher = (tmp_path / "data" / "dhims2-host.bat").read_bytes()
-    assert launcher == (
-        b'@echo off\r\n"C:\\Users\\clerk\\venv\\Scripts\\python.exe" '
-        b"-m dhims2.browser.native_host %*\r\n"
-    )
+        # pip's console-script program, started directly: no .bat, so no cmd.exe
+        assert manifest["path"] == str(tmp_path / "venv" / "Scripts" / "dhims2-host.exe")
+    assert not (tmp_path / "data" / "dhims2-host.bat").exists()
 
 
 def test_a_windows_path_stays_valid_json_in_the_manifest() -> None:
@@ -242,12 +227,9 @@ def test_the_launcher_runs_the_host_with_an_absolute_interpreter(tmp_path: Path)
     assert read_message(io.BytesIO(process.stdout))["type"] == "hello"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(
-    "interpreter", [Path("/opt/my python/bin/python3"), Path(r"C:\Program Files\Python\python.exe")]
-)
-@pytest.mark.parametrize("platform", ["linux", "win32"])
-def test_the_interpreter_can_be_read_back_from_a_launcher(interpreter: Path, platform: str) -> None:
-    text = installer.launcher_text(interpreter, platform)
+@pytest.mark.parametrize("interpreter", [Path("/opt/my python/bin/python3"), Path("/o'k/python")])
+def test_the_interpreter_can_be_read_back_from_a_launcher(interpreter: Path) -> None:
+    text = installer.launcher_text(interpreter)
     assert installer.launcher_interpreter(text) == interpreter
 
 
@@ -267,12 +249,12 @@ def test_installing_twice_changes_nothing(tmp_path: Path) -> None:
 
 def test_installing_twice_on_windows_writes_no_key_again(tmp_path: Path) -> None:
     installation = make_installation(tmp_path, "win32")
-    installation.install(every_browser(installation), Path(sys.executable))
+    installation.install(every_browser(installation), windows_venv(tmp_path))
     registry = installation.registry
-    assert isinstance(registry, RecordingRegistry)
+    assert isinstance(registry, FakeRegistry)
     writes = len(registry.calls)
     again = Installation(installation.system, installation.data_dir, registry, CHECKOUT)
-    again.install(every_browser(again), Path(sys.executable))
+    again.install(every_browser(again), windows_venv(tmp_path))
     assert len(registry.calls) == writes
 
 
@@ -339,12 +321,12 @@ def test_uninstall_removes_every_registration_but_keeps_the_users_data(tmp_path:
 
 def test_uninstall_on_windows_deletes_the_keys(tmp_path: Path) -> None:
     installation = make_installation(tmp_path, "win32")
-    installation.install(every_browser(installation), Path(sys.executable))
+    installation.install(every_browser(installation), windows_venv(tmp_path))
     registry = installation.registry
-    assert isinstance(registry, RecordingRegistry)
+    assert isinstance(registry, FakeRegistry)
     removal = Installation(installation.system, installation.data_dir, registry, CHECKOUT)
     removal.uninstall(installer.all_targets(removal.system, removal.data_dir), everything=True)
-    assert registry.values == {}
+    assert registry.keys == {}
     assert not (tmp_path / "data" / "manifests" / "chromium" / HOST_FILE).exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from dhims2 import __version__
-from dhims2.browser import protocol
+from dhims2.browser import greeting, protocol
 from dhims2.browser.framing import MAX_OUTBOUND_BYTES, encode_message
 from dhims2.browser.protocol import ProtocolError
 from dhims2.workspace.config import ConfigError
@@ -192,12 +192,19 @@ def test_request_id_is_echoed_only_when_valid() -> None:
 
 
 def test_hello_names_version_protocol_and_sorted_capabilities() -> None:
-    assert protocol.hello(["ping", "configure"]) == {
+    assert greeting.hello(["ping", "configure"]) == {
         "type": "hello",
         "version": __version__,
         "protocol": 1,
         "capabilities": ["configure", "ping"],
     }
+
+
+def test_the_hello_names_exactly_the_message_types_the_host_handles() -> None:
+    # The hello is written before the handlers load, from a list kept beside it.
+    from dhims2.browser import dispatch, handlers  # noqa: F401 (registers them)
+
+    assert greeting.hello()["capabilities"] == dispatch.capabilities()
 
 
 def test_reply_shapes() -> None:

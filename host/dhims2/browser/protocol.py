@@ -14,10 +14,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
-from dhims2 import __version__
 from dhims2.browser.framing import MAX_OUTBOUND_BYTES
 
-PROTOCOL_VERSION = 1
 MAX_ID_LENGTH = 64
 # Room left in a reply for everything beside a paged list (envelope, summary fields).
 REPLY_RESERVE_BYTES = 32 * 1024
@@ -128,15 +126,6 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
-
-
-def hello(capabilities: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "hello",
-        "version": __version__,
-        "protocol": PROTOCOL_VERSION,
-        "capabilities": sorted(capabilities),
-    }
 
 
 def ok_reply(request_id: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 
 from dhims2 import __version__
-from dhims2.errors import Dhims2Error, ExitStatus
 
 # subcommand -> (module providing configure_parser(parser) and run(args) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,21 +28,36 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: it names the subcommands but imports none of them, so `--help` and
+    `--version` cost no more than Python's own start."""
     parser = argparse.ArgumentParser(
         prog="dhims2",
         description="Upload In-Patient events to DHIMS2 (DHIS2) and follow each to its outcome.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module_name).configure_parser(subparser)
-        subparser.set_defaults(command_module=module_name)
+    for name, (_module_name, help_text) in SUBCOMMANDS.items():
+        # Everything after the name is the subcommand's own, parsed once its module is loaded.
+        subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The chosen subcommand's arguments; only that subcommand's module is imported."""
+    command_line = sys.argv[1:] if argv is None else list(argv)
+    chosen, rest = build_parser().parse_known_args(command_line)
+    module_name, help_text = SUBCOMMANDS[chosen.command]
+    parser = argparse.ArgumentParser(prog=f"dhims2 {chosen.command}", description=help_text)
+    importlib.import_module(module_name).configure_parser(parser)
+    args = parser.parse_args(rest)
+    args.command, args.command_module = chosen.command, module_name
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)  # exits at once for --help, --version and usage errors
+    from dhims2.errors import Dhims2Error, ExitStatus
+
     # Files the command writes (the store, exported rows) hold patient data: owner-only.
     os.umask(0o077)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dhims2.workspace.connection import add_server_arguments
+from dhims2.cli.arguments import add_server_arguments
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from dhims2.workspace.connection import add_server_arguments
+from dhims2.cli.arguments import add_server_arguments
 
 if TYPE_CHECKING:
     from dhims2.cli.report import ProgressLine

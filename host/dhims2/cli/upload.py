@@ -10,8 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dhims2.queue.store import FAILED, REJECTED, UPDATED
-from dhims2.workspace.connection import add_server_arguments
+from dhims2.cli.arguments import add_server_arguments
 
 if TYPE_CHECKING:
     from dhims2.dhis2.client import Dhis2Client
@@ -113,6 +112,7 @@ def upload_file(
     from dhims2.cli.report import ProgressLine, exit_status, print_batch
     from dhims2.forms.mapping import Mapper, RecordDefaults
     from dhims2.forms.metadata import REPORT_DATE_DATA_ELEMENT
+    from dhims2.queue import store as states
     from dhims2.queue.service import UploadService, UploadSettings, run_service
     from dhims2.sheets.preparation import prepared_records
     from dhims2.sheets.reading import open_records
@@ -156,7 +156,7 @@ def upload_file(
     progress.finish()
     print_batch(store, batch_id, as_json=as_json)
     if not as_json:
-        updated = store.batch(batch_id).counts.get(UPDATED, 0)
+        updated = store.batch(batch_id).counts.get(states.UPDATED, 0)
         if updated:
             print(f"  {updated} already in DHIS2, updated")
     _export(path, sheet, _batch_reasons(store, batch_id), export_invalid)
@@ -189,6 +189,7 @@ def _dry_run(
     there or here. Each record's result is printed as its chunk is done; `reasons` collects why
     each rejected row would not go."""
     from dhims2.cli.report import describe_error
+    from dhims2.queue import store as states
     from dhims2.queue.service import error_json, validate_with_server
     from dhims2.sheets.preparation import reason_text
 
@@ -207,7 +208,7 @@ def _dry_run(
                 result = {
                     "row": record.row,
                     "event": record.event.get("event"),
-                    "state": REJECTED if errors else "valid",
+                    "state": states.REJECTED if errors else "valid",
                     "errors": errors,
                 }
                 sys.stdout.write(("," if total else "") + "\n" + json.dumps(result))
@@ -231,12 +232,13 @@ def _chunks(records: Iterable[PreparedRecord], size: int) -> Iterator[list[Prepa
 
 def _batch_reasons(store: Store, batch_id: str) -> dict[int, str]:
     """Row -> why it did not reach DHIS2, for the batch's rejected and failed records."""
+    from dhims2.queue import store as states
     from dhims2.sheets.preparation import reason_text
 
     return {
         record.row: reason_text(record.errors)
         for record in store.iter_batch_records(batch_id)
-        if record.state in (REJECTED, FAILED)
+        if record.state in (states.REJECTED, states.FAILED)
     }
 
 

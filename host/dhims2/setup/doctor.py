@@ -20,25 +20,43 @@ from pathlib import Path
 from typing import Any
 
 from dhims2 import __version__
-from dhims2.browser import framing, protocol
+from dhims2.browser import framing, greeting
 from dhims2.setup import installer
 from dhims2.setup.installer import (
     CHROMIUM_FAMILY,
+    HKCU,
+    HKLM,
     HOST_NAME,
     ExtensionIdentity,
     Registry,
     System,
     Target,
+    registered_path,
 )
 
 HELLO_TIMEOUT_SECONDS = 5.0
-REINSTALL = "run `python3 install.py` from the DHIMS2 Uploader checkout"
+REINSTALL = (
+    "run install.py again in the DHIMS2 Uploader folder "
+    "(Windows: `py install.py`, Linux and macOS: `python3 install.py`)"
+)
+ALL_USERS_FIX = (
+    "the IT officer runs `py install.py --all-users` in a Command Prompt opened with "
+    '"Run as administrator"'
+)
+ALLOW_FIX = f"the IT officer adds {HOST_NAME} to the browser's NativeMessagingAllowlist policy"
+LAUNCH_DIRECTLY_FIX = (
+    "the IT officer enables the browser's NativeHostsExecutablesLaunchDirectly policy "
+    "(Chrome and Edge 120 or later)"
+)
+# Windows' own policy switching cmd.exe off: 1 disables the prompt and scripts.
+CMD_POLICY_KEY = r"Software\Policies\Microsoft\Windows\System"
 # What a Chromium extension is told for each fault (the browser prints the real reason on stderr).
 NOT_FOUND = "Specified native messaging host not found."
 FORBIDDEN = "Access to the specified native messaging host is forbidden."
 EXITED = "Native host has exited."
 COMMUNICATION_ERROR = "Error when communicating with the native messaging host."
 INVALID_NAME = "Invalid native messaging host name specified."
+POLICY_BLOCKED = "Access to the native messaging host was disabled by the system administrator."
 _VALID_HOST_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 
 
@@ -48,6 +66,15 @@ class Problem:
     what: str
     fix: str
     extension_sees: str | None = None  # the Chromium error message this fault produces
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A Chromium browser's group policies on native messaging hosts, as far as they concern us."""
+
+    user_level_hosts: bool = True  # NativeMessagingUserLevelHosts unset or 1
+    blocked: bool = False  # NativeMessagingBlocklist names us (or *) and the allowlist does not
+    launches_directly: bool = False  # NativeHostsExecutablesLaunchDirectly=1: no cmd.exe between
 
 
 @dataclass
@@ -110,15 +137,19 @@ def check_launcher(launcher: Path, chromium: bool = True) -> list[Problem]:
     if not launcher.is_file():
         sees = NOT_FOUND if chromium else None
         return [Problem(where, "the host program does not exist", REINSTALL, sees)]
+    try:
+        text = launcher.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""  # a program, not a launcher we wrote
+    outdated = installer.earlier_version(launcher, text)
+    if outdated is not None:
+        return [Problem(where, f"{outdated}: it needs install.py to be run again", REINSTALL)]
     # Windows starts .bat/.exe files by their name; elsewhere the execute bit is what counts.
     needs_execute_bit = launcher.suffix.lower() not in (".bat", ".cmd", ".exe")
     if needs_execute_bit and not os.access(launcher, os.X_OK):
         sees = COMMUNICATION_ERROR if chromium else None
         return [Problem(where, "the host program is not executable", f"chmod +x {launcher}", sees)]
-    try:
-        interpreter = installer.launcher_interpreter(launcher.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        interpreter = None
+    interpreter = installer.launcher_interpreter(text)
     if interpreter is not None and not interpreter.is_file():
         return [
             Problem(
@@ -174,6 +205,10 @@ def diagnose(
 ) -> Diagnosis:
     """Every problem with the registrations in `targets`, plus notes on sandboxed browsers."""
     diagnosis = Diagnosis()
+    if system.store_python:
+        where = system.python[0]
+        problem = Problem(where, installer.STORE_PYTHON, installer.STORE_PYTHON_FIX, NOT_FOUND)
+        diagnosis.problems.append(problem)
     for browser in installer.BROWSERS:
         for kind in system.sandboxed_installs(browser):
             diagnosis.notes.append(
@@ -182,6 +217,8 @@ def diagnose(
                 f"{browser.label} installed from your distribution's or the vendor's package."
             )
     identity = expected_identity(data_dir)
+    if identity is None and system.platform == "win32":
+        identity = expected_identity(system.machine_data_dir())  # installed with --all-users
     if identity is None:
         diagnosis.problems.append(
             Problem(str(data_dir), "the host is not installed (no install record)", REINSTALL)
@@ -264,15 +301,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(diagnosis: Diagnosis) -> str:
-    lines = [f"checked  {item}" for item in diagnosis.checked]
-    for problem in diagnosis.problems:
-        lines.append(f"PROBLEM  {problem.where}: {problem.what}")
+    """The diagnosis as text a clerk can read out over the phone: each problem numbered, what is
+    wrong first, then where (long paths go on their own line) and the fix."""
+    lines = [f"DHIMS2 Uploader {__version__}, doctor"]
+    lines += [f"checked  {item}" for item in diagnosis.checked]
+    count = len(diagnosis.problems)
+    for number, problem in enumerate(diagnosis.problems, start=1):
+        lines.append(f"PROBLEM {number} of {count}: {problem.what}")
+        lines.append(f"  where: {problem.where}")
         lines.append(f"  fix:   {problem.fix}")
         if problem.extension_sees:
             lines.append(f'  (the extension sees "{problem.extension_sees}")')
     lines += [f"note     {note}" for note in diagnosis.notes]
-    count = len(diagnosis.problems)
-    lines.append("All good." if not count else f"{count} problem(s) found.")
+    summary = {0: "All good.", 1: "1 problem found."}.get(count, f"{count} problems found.")
+    lines.append(summary)
     return "\n".join(lines)
 
 
@@ -292,10 +334,9 @@ def _check_target(
     not_found = NOT_FOUND if chromium else None
     manifest_path = target.manifest_path
     if target.registry_key:
-        registered = registry.read(target.registry_key) if registry else None
+        registered, problems = _find_registration(target, registry)
         if registered is None:
-            where = f"HKCU\\{target.registry_key}"
-            return [Problem(where, "registry key is missing", REINSTALL, not_found)], None
+            return problems, None
         manifest_path = Path(registered)
     try:
         text = manifest_path.read_text(encoding="utf-8")
@@ -311,6 +352,66 @@ def _check_target(
     launcher = Path(json.loads(text)["path"])
     launcher_problems = check_launcher(launcher, chromium)
     return launcher_problems, None if launcher_problems else launcher
+
+
+def read_policy(registry: Registry, key: str) -> Policy:
+    """A browser's native messaging policies from its policy key; HKLM wins over HKCU, as in
+    Chrome. Lists are subkeys whose values are named 1, 2, 3..."""
+
+    def listed(name: str) -> set[str]:
+        entries = registry.values(f"{key}\\{name}", HKLM) or registry.values(f"{key}\\{name}", HKCU)
+        return {str(entry) for entry in entries.values()}
+
+    settings = {**registry.values(key, HKCU), **registry.values(key, HKLM)}
+    blocklist = listed("NativeMessagingBlocklist")
+    blocked = bool(blocklist & {"*", HOST_NAME}) and HOST_NAME not in listed(
+        "NativeMessagingAllowlist"
+    )
+    return Policy(
+        user_level_hosts=settings.get("NativeMessagingUserLevelHosts") != 0,
+        blocked=blocked,
+        launches_directly=settings.get("NativeHostsExecutablesLaunchDirectly") == 1,
+    )
+
+
+def cmd_disabled(registry: Registry) -> bool:
+    """Whether Windows policy (DisableCMD=1) stops cmd.exe, through which Chromium browsers
+    start native hosts unless told to start .exe hosts directly."""
+    return any(
+        registry.values(CMD_POLICY_KEY, hive).get("DisableCMD") == 1 for hive in (HKCU, HKLM)
+    )
+
+
+def _find_registration(
+    target: Target, registry: Registry | None
+) -> tuple[str | None, list[Problem]]:
+    """The manifest path the browser would find for `target`, looked up as Chromium does: HKCU
+    (unless policy allows only hosts for all users), then HKLM. Otherwise, why it finds none."""
+    key = target.registry_key
+    not_found = NOT_FOUND if target.family == CHROMIUM_FAMILY else None
+    if registry is None or key is None:
+        return None, [Problem(f"{HKCU}\\{key}", "registry key is missing", REINSTALL, not_found)]
+    policy = read_policy(registry, target.policy_key) if target.policy_key else Policy()
+    policy_where = f"{target.label} group policy ({target.policy_key})"
+    if target.policy_key and not policy.launches_directly and cmd_disabled(registry):
+        what = "cmd.exe is disabled by policy (DisableCMD=1), and the browser starts hosts with it"
+        return None, [Problem(policy_where, what, LAUNCH_DIRECTLY_FIX)]
+    if policy.blocked:
+        what = "NativeMessagingBlocklist blocks this host and NativeMessagingAllowlist omits it"
+        return None, [Problem(policy_where, what, ALLOW_FIX, POLICY_BLOCKED)]
+    for_user = registered_path(registry, key, HKCU)
+    for_all = registered_path(registry, key, HKLM)
+    if for_user is not None and policy.user_level_hosts:
+        return for_user, []
+    if for_all is not None:
+        return for_all, []
+    if for_user is not None:
+        what = (
+            "NativeMessagingUserLevelHosts=0 lets the browser start only hosts registered for "
+            "all users, and this one is registered for this user only"
+        )
+        return None, [Problem(policy_where, what, ALL_USERS_FIX, NOT_FOUND)]
+    return None, [Problem(f"{HKCU}\\{key}", "registry key is missing", REINSTALL, not_found)]
 
 
 def _check_allowed_origins(
@@ -380,8 +481,8 @@ def _judge_hello(
         last_words = stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         detail = f": {last_words[0]}" if last_words else ""
         return [Problem(where, f"the host exited before saying hello{detail}", REINSTALL, EXITED)]
-    if hello.get("type") != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
-        expected = f"a protocol {protocol.PROTOCOL_VERSION} hello"
+    if hello.get("type") != "hello" or hello.get("protocol") != greeting.PROTOCOL_VERSION:
+        expected = f"a protocol {greeting.PROTOCOL_VERSION} hello"
         return [Problem(where, f"the host's first message is not {expected}", REINSTALL)]
     if hello.get("version") != __version__:
         return [

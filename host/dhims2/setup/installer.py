@@ -1,7 +1,8 @@
 """Registering the native host with browsers: launcher, host manifests, Windows registry keys.
 
-Everything that depends on the machine (operating system, home folder, PATH, registry) comes in
-through `System` and `Registry`, so tests can lay out Linux, macOS and Windows in a temp folder.
+Everything that depends on the machine (operating system, home folder, PATH, registry, the running
+Python) comes in through `System` and `Registry`, so tests can lay out Linux, macOS and Windows in a
+temp folder.
 """
 
 from __future__ import annotations
@@ -29,10 +30,31 @@ MANIFEST_FILE_NAME = f"{HOST_NAME}.json"
 INSTALL_RECORD_NAME = "install.json"
 VENV_DIR_NAME = "venv"
 HOST_MODULE = "dhims2.browser.native_host"
+# What launchers written before the package was renamed run; their venv still holds that copy.
+LEGACY_HOST_MODULE = "dhims2_host.native_host"
+# pip builds this from the `dhims2-host` console script; Windows browsers start it directly.
+WINDOWS_HOST_PROGRAM = "dhims2-host.exe"
+LEGACY_WINDOWS_LAUNCHER = "dhims2-host.bat"
+HKCU = "HKCU"
+HKLM = "HKLM"
 CHROMIUM_FAMILY = "chromium"
 FIREFOX_FAMILY = "firefox"
 PLATFORMS = ("linux", "darwin", "win32")
-_BATCH_LAUNCH = re.compile(r'^"(?P<interpreter>[^"]+)" -m ' + re.escape(HOST_MODULE))
+# Where Windows installers put browsers: under Program Files (both) and, for per-user installs,
+# under %LOCALAPPDATA%. A browser never opened has no profile folder yet, but it has these.
+# Upper case: that is how os.environ spells every name on Windows.
+WINDOWS_PROGRAM_ROOTS = ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")
+# The Microsoft Store Python runs from WindowsApps and keeps what it writes to AppData and HKCU in
+# a private per-app copy that browsers never see.
+_STORE_PYTHON = re.compile(r"[\\/]WindowsApps[\\/]", re.IGNORECASE)
+STORE_PYTHON = (
+    "this is the Microsoft Store Python: the files and registry keys it writes go to a private "
+    "copy that browsers cannot see"
+)
+STORE_PYTHON_FIX = (
+    "install Python from https://www.python.org/downloads/windows/ (with the py launcher), "
+    "then run: py install.py"
+)
 
 
 class InstallError(Dhims2Error):
@@ -49,7 +71,9 @@ class Browser:
     darwin_profile: str  # folders under ~/Library/Application Support
     darwin_hosts: str
     windows_profile: tuple[str, str]  # (environment variable, folder under it)
-    windows_key: str  # HKCU key holding one subkey per host
+    windows_key: str  # HKCU/HKLM key holding one subkey per host
+    windows_programs: tuple[str, ...]  # the browser's program under WINDOWS_PROGRAM_ROOTS
+    windows_policy_key: str | None  # where its Windows group policies live (HKLM, then HKCU)
     executables: tuple[str, ...]
     flatpak_id: str
     snap_name: str | None
@@ -61,6 +85,7 @@ BROWSERS: tuple[Browser, ...] = (
         ".config/google-chrome", ".config/google-chrome/NativeMessagingHosts",
         "Google/Chrome", "Google/Chrome/NativeMessagingHosts",
         ("LOCALAPPDATA", "Google/Chrome/User Data"), r"Software\Google\Chrome\NativeMessagingHosts",
+        ("Google/Chrome/Application/chrome.exe",), r"SOFTWARE\Policies\Google\Chrome",
         ("google-chrome", "google-chrome-stable"), "com.google.Chrome", None,
     ),
     Browser(
@@ -68,6 +93,7 @@ BROWSERS: tuple[Browser, ...] = (
         ".config/chromium", ".config/chromium/NativeMessagingHosts",
         "Chromium", "Chromium/NativeMessagingHosts",
         ("LOCALAPPDATA", "Chromium/User Data"), r"Software\Chromium\NativeMessagingHosts",
+        ("Chromium/Application/chrome.exe",), r"SOFTWARE\Policies\Chromium",
         ("chromium", "chromium-browser"), "org.chromium.Chromium", "chromium",
     ),
     Browser(
@@ -76,6 +102,7 @@ BROWSERS: tuple[Browser, ...] = (
         "Microsoft Edge", "Microsoft Edge/NativeMessagingHosts",
         ("LOCALAPPDATA", "Microsoft/Edge/User Data"),
         r"Software\Microsoft\Edge\NativeMessagingHosts",
+        ("Microsoft/Edge/Application/msedge.exe",), r"SOFTWARE\Policies\Microsoft\Edge",
         ("microsoft-edge", "microsoft-edge-stable"), "com.microsoft.Edge", None,
     ),
     Browser(
@@ -86,6 +113,8 @@ BROWSERS: tuple[Browser, ...] = (
         "BraveSoftware/Brave-Browser", "BraveSoftware/Brave-Browser/NativeMessagingHosts",
         ("LOCALAPPDATA", "BraveSoftware/Brave-Browser/User Data"),
         r"Software\Google\Chrome\NativeMessagingHosts",
+        ("BraveSoftware/Brave-Browser/Application/brave.exe",),
+        r"SOFTWARE\Policies\BraveSoftware\Brave",
         ("brave-browser", "brave"), "com.brave.Browser", "brave",
     ),
     Browser(
@@ -93,6 +122,7 @@ BROWSERS: tuple[Browser, ...] = (
         ".config/vivaldi", ".config/vivaldi/NativeMessagingHosts",
         "Vivaldi", "Vivaldi/NativeMessagingHosts",
         ("LOCALAPPDATA", "Vivaldi/User Data"), r"Software\Google\Chrome\NativeMessagingHosts",
+        ("Vivaldi/Application/vivaldi.exe",), None,
         ("vivaldi", "vivaldi-stable"), "com.vivaldi.Vivaldi", "vivaldi",
     ),
     Browser(
@@ -100,6 +130,7 @@ BROWSERS: tuple[Browser, ...] = (
         ".mozilla", ".mozilla/native-messaging-hosts",
         "Firefox", "Mozilla/NativeMessagingHosts",
         ("APPDATA", "Mozilla/Firefox"), r"Software\Mozilla\NativeMessagingHosts",
+        ("Mozilla Firefox/firefox.exe",), None,
         ("firefox", "firefox-esr"), "org.mozilla.firefox", "firefox",
     ),
     Browser(
@@ -108,6 +139,7 @@ BROWSERS: tuple[Browser, ...] = (
         ".librewolf", ".librewolf/native-messaging-hosts",
         "librewolf", "LibreWolf/NativeMessagingHosts",
         ("APPDATA", "librewolf"), r"Software\Mozilla\NativeMessagingHosts",
+        ("LibreWolf/librewolf.exe",), None,
         ("librewolf",), "io.gitlab.librewolf-community", None,
     ),
 )  # fmt: skip
@@ -123,6 +155,7 @@ class System:
     environ: Mapping[str, str] = field(default_factory=dict)
     which: Callable[[str], str | None] = shutil.which
     snap_root: Path = Path("/snap")
+    python: tuple[str, ...] = ()  # where the running Python lives (executable, base prefix)
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -131,7 +164,22 @@ class System:
     @classmethod
     def current(cls) -> System:
         platform = "linux" if sys.platform.startswith("linux") else sys.platform
-        return cls(platform=platform, home=Path.home(), environ=dict(os.environ))
+        return cls(
+            platform=platform,
+            home=Path.home(),
+            environ=dict(os.environ),
+            python=(sys.executable, sys.base_prefix),
+        )
+
+    @property
+    def store_python(self) -> bool:
+        """Whether this is the Microsoft Store Python, whose writes browsers cannot see."""
+        return self.platform == "win32" and any(map(_STORE_PYTHON.search, self.python))
+
+    def machine_data_dir(self) -> Path:
+        """Windows: where an all-users install keeps the venv and manifests, readable by all."""
+        root = self.environ.get("PROGRAMDATA") or "C:/ProgramData"
+        return Path(root) / "dhims2-uploader"
 
     def profile_dir(self, browser: Browser) -> Path:
         if self.platform == "linux":
@@ -152,7 +200,14 @@ class System:
     def is_present(self, browser: Browser) -> bool:
         if self.profile_dir(browser).is_dir():
             return True
-        return self.platform != "win32" and any(map(self.which, browser.executables))
+        if self.platform == "win32":
+            return any(program.is_file() for program in self.windows_programs(browser))
+        return any(map(self.which, browser.executables))
+
+    def windows_programs(self, browser: Browser) -> list[Path]:
+        """Where the browser's program would be, were it installed for all users or this one."""
+        roots = [self.environ.get(variable) for variable in WINDOWS_PROGRAM_ROOTS]
+        return [Path(root) / name for root in roots if root for name in browser.windows_programs]
 
     def sandboxed_installs(self, browser: Browser) -> list[str]:
         """Flatpak or Snap installs of `browser`, which cannot start hosts from outside."""
@@ -175,35 +230,71 @@ class System:
 
 
 class Registry(Protocol):
-    """The default values of HKEY_CURRENT_USER keys, which is all native messaging uses."""
+    """Registry keys in HKCU or HKLM: native messaging uses their default value, group policies
+    their named values."""
 
-    def read(self, key: str) -> str | None: ...
-    def write(self, key: str, value: str) -> None: ...
-    def delete(self, key: str) -> None: ...
+    def values(self, key: str, hive: str = HKCU) -> dict[str, object]: ...
+    def write(self, key: str, value: str, hive: str = HKCU) -> None: ...
+    def delete(self, key: str, hive: str = HKCU) -> None: ...
+
+
+def registered_path(registry: Registry, key: str, hive: str = HKCU) -> str | None:
+    """A key's default value, which for a native messaging host is its manifest's path."""
+    value = registry.values(key, hive).get("")
+    return value if isinstance(value, str) else None
 
 
 class WindowsRegistry:
-    def read(self, key: str) -> str | None:
+    """The real registry. The guards let mypy check this on every platform: off Windows the
+    winreg calls are unreachable, and tests use a dict-backed registry instead."""
+
+    def values(self, key: str, hive: str = HKCU) -> dict[str, object]:
+        if sys.platform != "win32":
+            raise InstallError("the Windows registry exists on Windows only")
         import winreg
 
+        found: dict[str, object] = {}
         try:
-            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:
-                value, _ = winreg.QueryValueEx(handle, "")
+            with winreg.OpenKey(_winreg_hive(hive), key) as handle:
+                for index in range(winreg.QueryInfoKey(handle)[1]):
+                    name, value, _ = winreg.EnumValue(handle, index)
+                    found[name] = value
         except FileNotFoundError:
-            return None
-        return value if isinstance(value, str) else None
+            return {}
+        return found
 
-    def write(self, key: str, value: str) -> None:
+    def write(self, key: str, value: str, hive: str = HKCU) -> None:
+        if sys.platform != "win32":
+            raise InstallError("the Windows registry exists on Windows only")
         import winreg
 
-        with winreg.CreateKey(winreg.HKEY_CURRENT_USER, key) as handle:
+        with winreg.CreateKey(_winreg_hive(hive), key) as handle:
             winreg.SetValueEx(handle, "", 0, winreg.REG_SZ, value)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, hive: str = HKCU) -> None:
+        if sys.platform != "win32":
+            raise InstallError("the Windows registry exists on Windows only")
         import winreg
 
         with contextlib.suppress(FileNotFoundError):
-            winreg.DeleteKey(winreg.HKEY_CURRENT_USER, key)
+            winreg.DeleteKey(_winreg_hive(hive), key)
+
+
+def _winreg_hive(hive: str) -> int:
+    if sys.platform != "win32":
+        raise InstallError("the Windows registry exists on Windows only")
+    import winreg
+
+    return winreg.HKEY_LOCAL_MACHINE if hive == HKLM else winreg.HKEY_CURRENT_USER
+
+
+def running_as_administrator() -> bool:
+    """Whether this process may write HKLM (Windows: an elevated administrator)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    return bool(ctypes.windll.shell32.IsUserAnAdmin())
 
 
 @dataclass(frozen=True)
@@ -252,8 +343,9 @@ class Target:
     label: str
     family: str
     manifest_path: Path
-    registry_key: str | None = None  # Windows: HKCU key whose default value is manifest_path
+    registry_key: str | None = None  # Windows: HKCU/HKLM key whose default value is manifest_path
     user_data_dir: Path | None = None  # set for a single Chromium profile (--user-data-dir)
+    policy_key: str | None = None  # Windows: the browser's group policy key, if it has one
 
 
 def browser_target(browser: Browser, system: System, data_dir: Path) -> Target:
@@ -265,8 +357,13 @@ def browser_target(browser: Browser, system: System, data_dir: Path) -> Target:
         browser.label,
         browser.family,
         data_dir / "manifests" / browser.family / MANIFEST_FILE_NAME,
-        f"{browser.windows_key}\\{HOST_NAME}",
+        host_key(browser),
+        policy_key=browser.windows_policy_key,
     )
+
+
+def host_key(browser: Browser) -> str:
+    return f"{browser.windows_key}\\{HOST_NAME}"
 
 
 def profile_target(user_data_dir: Path) -> Target:
@@ -332,15 +429,20 @@ def render_manifest(template_text: str, launcher: Path, identity: ExtensionIdent
     return json.dumps(json.loads(text), indent=2) + "\n"
 
 
-def launcher_path(data_dir: Path, platform: str) -> Path:
-    return data_dir / ("dhims2-host.bat" if platform == "win32" else "dhims2-host.sh")
+def host_program(data_dir: Path, interpreter: Path, platform: str) -> Path:
+    """The program the manifests name: on Windows the `dhims2-host.exe` pip built next to the
+    interpreter (a .bat would need cmd.exe, be read in the OEM code page and expand %), elsewhere
+    a shell launcher in the data folder."""
+    if platform != "win32":
+        return data_dir / "dhims2-host.sh"
+    scripts = interpreter.parent
+    if scripts.name.lower() != "scripts":  # a base install keeps console scripts in Scripts\
+        scripts = scripts / "Scripts"
+    return scripts / WINDOWS_HOST_PROGRAM
 
 
-def launcher_text(interpreter: Path, platform: str) -> str:
+def launcher_text(interpreter: Path) -> str:
     """A launcher with the interpreter's absolute path: the browser's PATH may not find Python."""
-    if platform == "win32":
-        # Windows cannot start a .py as a host; a .bat calling python.exe can be.
-        return f'@echo off\r\n"{interpreter}" -m {HOST_MODULE} %*\r\n'
     return (
         "#!/bin/sh\n"
         "# The DHIMS2 Uploader native messaging host, as registered by install.py.\n"
@@ -354,9 +456,15 @@ def launcher_interpreter(launcher: str) -> Path | None:
         if line.startswith("exec ") and HOST_MODULE in line:
             words = shlex.split(line)
             return Path(words[1]) if len(words) > 1 else None
-        batch_line = _BATCH_LAUNCH.match(line)
-        if batch_line:
-            return Path(batch_line["interpreter"])
+    return None
+
+
+def earlier_version(launcher: Path, text: str) -> str | None:
+    """Why `launcher` was written by an earlier install.py, or None if it is current."""
+    if launcher.name == LEGACY_WINDOWS_LAUNCHER:
+        return "it is the .bat launcher of an earlier version, which needs cmd.exe"
+    if LEGACY_HOST_MODULE in text:
+        return f"it was written by an earlier version and runs {LEGACY_HOST_MODULE}"
     return None
 
 
@@ -401,7 +509,9 @@ def require_host_importable(interpreter: Path, work_dir: Path) -> None:
 class Step:
     """One thing install or uninstall did, for the report it prints."""
 
-    action: str  # "wrote", "unchanged", "registered", "removed" or "absent" (nothing to remove)
+    # "wrote", "unchanged", "found", "registered", "kept" (still in use), "removed" or "absent"
+    # (nothing to remove)
+    action: str
     subject: str
     where: str
 
@@ -417,10 +527,7 @@ class Installation:
     data_dir: Path
     registry: Registry | None  # needed on Windows only
     source_root: Path
-
-    @property
-    def launcher(self) -> Path:
-        return launcher_path(self.data_dir, self.system.platform)
+    hive: str = HKCU  # HKLM registers for every user of a Windows PC (run as administrator)
 
     @property
     def record_path(self) -> Path:
@@ -428,17 +535,26 @@ class Installation:
 
     def install(self, targets: Iterable[Target], interpreter: Path) -> list[Step]:
         identity = extension_identity(self.source_root / "extension" / "manifest.json")
-        launcher = launcher_text(interpreter, self.system.platform)
-        steps = [_write_file(self.launcher, launcher, "launcher")]
-        if self.system.platform != "win32":
-            self.launcher.chmod(0o755)
+        program = host_program(self.data_dir, interpreter, self.system.platform)
+        if self.system.platform == "win32":
+            if not program.is_file():
+                raise InstallError(
+                    f"{program} is missing: pip did not build the host program; "
+                    "run install.py again without --no-venv"
+                )
+            steps = [Step("found", "host program", str(program))]
+            # Re-running install.py is how an earlier version's registration is upgraded.
+            steps.append(_remove_file(self.data_dir / LEGACY_WINDOWS_LAUNCHER, "old launcher"))
+        else:
+            steps = [_write_file(program, launcher_text(interpreter), "launcher")]
+            program.chmod(0o755)
         templates = {
             family: (self.source_root / "manifest" / f"{family}.json").read_text(encoding="utf-8")
             for family in (CHROMIUM_FAMILY, FIREFOX_FAMILY)
         }
         targets = _unique(targets)
         for target in targets:
-            manifest = render_manifest(templates[target.family], self.launcher, identity)
+            manifest = render_manifest(templates[target.family], program, identity)
             steps.append(
                 _write_file(target.manifest_path, manifest, f"manifest for {target.label}")
             )
@@ -447,28 +563,41 @@ class Installation:
         record = read_install_record(self.data_dir) or {}
         record.update(
             source=str(self.source_root),
-            launcher=str(self.launcher),
+            launcher=str(program),
             interpreter=str(interpreter),
             chromium_id=identity.chromium_id,
             gecko_id=identity.gecko_id,
             profiles=sorted({*record.get("profiles", []), *_profiles_of(targets)}),
         )
         steps.append(self._write_record(record))
-        return steps
+        return [step for step in steps if step.action != "absent"]
 
     def uninstall(self, targets: Iterable[Target], *, everything: bool) -> list[Step]:
-        """Remove the manifests of `targets`; with `everything`, also the launcher and venv."""
+        """Remove the manifests of `targets`; with `everything`, also the launcher and venv.
+
+        On Windows, Brave and Vivaldi read Chrome's key and every Chromium browser reads the one
+        Chromium manifest: a key another browser on this PC still reads stays, and so does a
+        manifest some key still names.
+        """
         steps = []
         targets = _unique(targets)
+        removing = {target.label for target in targets}
         for target in targets:
             key = target.registry_key
-            if key and self.registry is not None and self.registry.read(key) is not None:
-                self.registry.delete(key)
-                steps.append(Step("removed", "registry key", f"HKCU\\{key}"))
-            steps.append(_remove_file(target.manifest_path, f"manifest for {target.label}"))
+            if key and self.registry is not None:
+                sharing = [] if everything else self._other_readers(key, removing)
+                where = f"{self.hive}\\{key}"
+                if sharing:
+                    steps.append(Step("kept", "registry key", f"{where} ({', '.join(sharing)})"))
+                elif registered_path(self.registry, key, self.hive) is not None:
+                    self.registry.delete(key, self.hive)
+                    steps.append(Step("removed", "registry key", where))
+            if not self._still_registered(target.manifest_path):
+                steps.append(_remove_file(target.manifest_path, f"manifest for {target.label}"))
         record = read_install_record(self.data_dir)
         if everything:
-            steps.append(_remove_file(self.launcher, "launcher"))
+            for launcher in ("dhims2-host.sh", LEGACY_WINDOWS_LAUNCHER):
+                steps.append(_remove_file(self.data_dir / launcher, "launcher"))
             steps.append(_remove_file(self.record_path, "install record"))
             venv_dir = self.data_dir / VENV_DIR_NAME
             if venv_dir.is_dir():
@@ -479,18 +608,59 @@ class Installation:
             steps.append(self._write_record({**record, "profiles": sorted(kept)}))
         return [step for step in steps if step.action != "absent"]
 
+    def _other_readers(self, key: str, removing: set[str]) -> list[str]:
+        """Browsers on this PC, other than those being removed, that read `key`."""
+        return [
+            browser.label
+            for browser in BROWSERS
+            if host_key(browser) == key
+            and browser.label not in removing
+            and self.system.is_present(browser)
+        ]
+
+    def _still_registered(self, manifest_path: Path) -> bool:
+        if self.registry is None:
+            return False
+        value = str(manifest_path)
+        registry = self.registry
+        return any(
+            registered_path(registry, key, self.hive) == value
+            for key in {host_key(browser) for browser in BROWSERS}
+        )
+
     def _register(self, target: Target) -> Step:
         if self.registry is None or target.registry_key is None:
             raise InstallError(f"{target.label} needs a registry to register in")
         value = str(target.manifest_path)
-        where = f"HKCU\\{target.registry_key}"
-        if self.registry.read(target.registry_key) == value:
+        where = f"{self.hive}\\{target.registry_key}"
+        if registered_path(self.registry, target.registry_key, self.hive) == value:
             return Step("unchanged", "registry key", where)
-        self.registry.write(target.registry_key, value)
+        self.registry.write(target.registry_key, value, self.hive)
         return Step("registered", "registry key", where)
 
     def _write_record(self, record: dict[str, Any]) -> Step:
         return _write_file(self.record_path, json.dumps(record, indent=2) + "\n", "install record")
+
+
+def all_users_data_dir(system: System, is_administrator: bool) -> Path:
+    """Where an install for every user of this PC goes; InstallError where there is none."""
+    if system.platform != "win32":
+        raise InstallError(
+            "--all-users is for Windows (where a policy may allow only hosts registered for "
+            "all users); elsewhere each user runs install.py"
+        )
+    if not is_administrator:
+        raise InstallError(
+            "--all-users writes to HKEY_LOCAL_MACHINE: open the Command Prompt with "
+            '"Run as administrator" and run the same command there'
+        )
+    return system.machine_data_dir()
+
+
+def require_usable_python(system: System) -> None:
+    """Refuse a Python whose installs browsers could not see (the Microsoft Store's)."""
+    if system.store_python:
+        raise InstallError(f"{STORE_PYTHON}. To fix it, {STORE_PYTHON_FIX}")
 
 
 def read_install_record(data_dir: Path) -> dict[str, Any] | None:

@@ -10,9 +10,11 @@ for an address of that same origin, and `with_changes` forgets it when the serve
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +38,11 @@ MAX_RETENTION_DAYS = 3650
 ENV_OVERRIDES = {"server": "DHIMS2_SERVER", "token": "DHIMS2_TOKEN"}
 # Set in the file when the token itself is in the OS keychain under `token_server`'s origin.
 KEYCHAIN_MARK = "token_in_keychain"
+PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
+LOCAL_SYSTEM_SID = "S-1-5-18"  # Windows itself (backup, antivirus) keeps access
+# Windows ignores file modes and the umask; private folders get an access control list instead.
+_ON_WINDOWS = sys.platform == "win32"
+_NO_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # a host must not flash a console
 
 
 class ConfigError(Dhims2Error, ValueError):
@@ -300,5 +307,59 @@ def _require_whole_number(name: str, value: object, maximum: int) -> None:
 
 def _private_dir(path: Path) -> Path:
     # mode applies only to folders created here; an existing folder the user chose is left as is.
+    created = not path.is_dir()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if created and _ON_WINDOWS:
+        restrict_to_current_user(path)
     return path
+
+
+def restrict_to_current_user(folder: Path) -> None:
+    """Windows: leave `folder`, and everything that will be in it, to this user (and SYSTEM).
+
+    Best effort: a failure leaves the folder as Windows made it, which under the user's profile
+    is already closed to other standard users; it must not stop the host from starting.
+    """
+    try:
+        sid = current_user_sid(
+            run_windows_tool(windows_tool_command("whoami", "/user", "/fo", "csv", "/nh"))
+        )
+        run_windows_tool(owner_only_acl_command(folder, sid))
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+
+
+def windows_tool_command(tool: str, *arguments: str) -> list[str]:
+    """A System32 tool by its full path, so that no program of that name elsewhere runs."""
+    system_root = os.environ.get("SYSTEMROOT") or "C:\\Windows"
+    return [f"{system_root}\\System32\\{tool}.exe", *arguments]
+
+
+def owner_only_acl_command(folder: Path, user_sid: str) -> list[str]:
+    """The icacls command that drops the inherited entries of `folder` (Users, Administrators)
+    and grants full control to `user_sid` and SYSTEM alone, inherited by all it will hold."""
+    inherited_by_all = "(OI)(CI)F"
+    return windows_tool_command(
+        "icacls",
+        str(folder),
+        "/inheritance:r",
+        "/grant:r",
+        f"*{user_sid}:{inherited_by_all}",
+        f"*{LOCAL_SYSTEM_SID}:{inherited_by_all}",
+        "/q",
+    )
+
+
+def current_user_sid(whoami_csv: str) -> str:
+    """The SID in `whoami /user /fo csv /nh` output (one row: "domain\\user","S-1-5-...")."""
+    for row in csv.reader(whoami_csv.splitlines()):
+        if len(row) == 2 and row[1].startswith("S-1-"):
+            return row[1]
+    raise ValueError("whoami printed no SID")
+
+
+def run_windows_tool(command: list[str]) -> str:
+    """Run a Windows tool without a console window; its output, or CalledProcessError."""
+    return subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=30, creationflags=_NO_WINDOW
+    ).stdout

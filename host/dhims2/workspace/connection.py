@@ -19,9 +19,7 @@ from dhims2.dhis2.transport import DEFAULT_RETRY, RetryPolicy
 from dhims2.errors import Dhims2Error
 from dhims2.forms.program import ProgramForm
 from dhims2.queue.store import STORE_FILE_NAME, Store
-from dhims2.workspace.config import Config, data_dir
-
-PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
+from dhims2.workspace.config import PASSWORD_VARIABLE, Config, data_dir
 
 
 class UsageError(Dhims2Error):
@@ -35,18 +33,6 @@ class FormContext:
     form: ProgramForm
     capture_org_units: frozenset[str] | None
     from_cache: bool
-
-
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", help="DHIS2 address, e.g. https://events.chimgh.org/events/")
-    auth = parser.add_mutually_exclusive_group()
-    auth.add_argument(
-        "--token", help="personal access token (d2p_...); `-` reads it from standard input"
-    )
-    auth.add_argument(
-        "--username",
-        help=f"sign in with this user; the password comes from ${PASSWORD_VARIABLE} or a prompt",
-    )
 
 
 def credentials_from(args: argparse.Namespace, config: Config, server: str) -> Credentials:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from dhims2 import __version__
-from dhims2.browser import protocol
+from dhims2.browser import greeting
 from dhims2.browser.dispatch import HostContext, Message, register
 from dhims2.browser.protocol import ProtocolError
 from dhims2.workspace import config
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 @register("ping")
 def ping(message: Message, context: HostContext) -> dict[str, Any]:
     """A health check that proves the whole chain browser → manifest → launcher → host works."""
-    return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION}
+    return {"version": __version__, "protocol": greeting.PROTOCOL_VERSION}
 
 
 @register("get_config")
