@@ -51,6 +51,7 @@ import harness  # noqa: E402
 
 from dhims2.browser.framing import FrameError, read_message  # noqa: E402
 from dhims2.browser.protocol import ERROR_CODES  # noqa: E402
+from dhims2.browser.sender import FIRST_RETRY_SECONDS  # noqa: E402
 from dhims2.forms.metadata import (  # noqa: E402
     ORG_UNIT_UID,
     PATIENT_NUMBER_UID,
@@ -782,7 +783,7 @@ def session_expiry_trial(root: Path, *, records: int, expiries: int, seed: int) 
     with Sandbox(knobs=knobs) as sandbox:
         cookies = [sign_in(sandbox)]
         started = time.monotonic()
-        prompts = posts_while_signed_out = 0
+        prompts = posts_while_signed_out = requests_while_signed_out = 0
         with HostSession(workspace) as host:
             host.configure(sandbox.base_url, auth="session", batch_size=20)
             _require_ok(host.request("check_connection", session_cookie=cookies[0]), "sign-in")
@@ -798,8 +799,12 @@ def session_expiry_trial(root: Path, *, records: int, expiries: int, seed: int) 
                 )
                 prompts += prompt["error"]["code"] == "AUTH_REQUIRED"
                 posts = sandbox.request_count("POST", "/api/tracker")
-                host.collect(0.5)  # the clerk takes a moment to sign in again
+                calls = _all_requests(sandbox)
+                # The clerk takes a while to sign in again: longer than the sender's first
+                # retry, so a sender that kept trying on a timer would show here.
+                host.collect(FIRST_RETRY_SECONDS + 1.0)
                 posts_while_signed_out += sandbox.request_count("POST", "/api/tracker") - posts
+                requests_while_signed_out += _all_requests(sandbox) - calls
                 cookies.append(sign_in(sandbox))
                 reconnect = host.request("check_connection", session_cookie=cookies[-1])
                 _require_ok(reconnect, "sign-in again")
@@ -815,8 +820,13 @@ def session_expiry_trial(root: Path, *, records: int, expiries: int, seed: int) 
                 "session expiries": expiries,
                 "sign-in prompts": prompts,
                 "imports sent while signed out": posts_while_signed_out,
+                "requests sent while signed out": requests_while_signed_out,
             },
         )
+
+
+def _all_requests(sandbox: Sandbox) -> int:
+    return sum(sandbox.request_count(method, "") for method in ("GET", "POST", "PUT", "DELETE"))
 
 
 def _sign_in_prompt(message: dict[str, Any]) -> bool:

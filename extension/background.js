@@ -243,14 +243,20 @@ async function handle(message) {
   }
 }
 
+// Only the extension's own pages (popup, options) may ask for actions: a content script in a
+// web page carries our id too, and must not reach the host through the worker.
+function fromOwnPage(sender) {
+  return sender?.id === api.runtime.id && String(sender.url ?? "").startsWith(api.runtime.getURL(""));
+}
+
 api.runtime.onMessage.addListener((message, sender, sendResponse) => {
-  if (sender.id !== api.runtime.id || typeof message?.action !== "string") return false;
+  if (!fromOwnPage(sender) || typeof message?.action !== "string") return false;
   handle(message).then(sendResponse, (error) => sendResponse(localError("EXTENSION_ERROR", String(error))));
   return true;
 });
 
 api.runtime.onConnect.addListener((port) => {
-  if (port.sender?.id !== api.runtime.id) return;
+  if (!fromOwnPage(port.sender)) return;
   pages.add(port);
   port.onDisconnect.addListener(() => pages.delete(port));
   restored.then(() => {

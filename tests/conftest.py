@@ -115,8 +115,23 @@ def env(tmp_path: Path) -> dict[str, str]:
     left out, and its config, data and log folders private to the test."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("DHIMS2_")}
     environment.update(
+        # No OS keychain, whatever this machine has: a saved token lands in the settings file.
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
         DHIMS2_CONFIG_DIR=str(tmp_path / "config"),
         DHIMS2_DATA_DIR=str(tmp_path / "data"),
         DHIMS2_LOG_DIR=str(tmp_path / "logs"),
     )
     return environment
+
+
+@pytest.fixture(autouse=True)
+def no_os_keychain() -> Iterator[None]:
+    """Tests never touch this machine's keychain (a desktop session can offer one); tests of
+    the keychain path install their own backend."""
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ("upload.py", "status_latency.py", "host.py")
+SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py")
 TIMEOUT = 120
 FIGURE = re.compile(r"^  (?P<label>[^:]+):\s+(?P<value>\S.*)$")
 SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
@@ -25,7 +25,7 @@ Sections = dict[str, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def outputs() -> Iterator[dict[str, str]]:
-    """The three scripts run side by side: they mostly wait on their sandboxes."""
+    """The scripts run side by side: they mostly wait on their sandboxes."""
     processes = {
         script: subprocess.Popen(
             [sys.executable, str(BENCH / script), "--quick"],
@@ -85,8 +85,13 @@ def test_upload_compares_engine_per_record_and_server_busy_time(outputs: dict[st
         # No client can beat the server's own processing time for the same records.
         assert number(MULTIPLE, figures["ours / server busy"]) >= 1.0
         assert "extrapolated" in figures["per-record strategy, total"]
-        assert number(MULTIPLE, figures["ours vs per-record"]) > 0
-        assert figures["ours within 1.3x of server busy"].startswith(("met", "MISSED"))
+        # Faster than one record per job is the point of batching, whatever the size.
+        assert number(MULTIPLE, figures["ours vs per-record"]) > 3
+        # A quick run's single small job is mostly fixed round trips, so the 1.3x target (met
+        # at 1,000 records, BENCHMARKS.md) cannot hold here; the verdict must match the ratio.
+        ratio = number(MULTIPLE, figures["ours / server busy"])
+        verdict = figures["ours within 1.3x of server busy"]
+        assert verdict.startswith("met" if ratio <= 1.3 else "MISSED")
 
 
 def test_status_latency_prints_median_and_p95_per_scenario(outputs: dict[str, str]):
@@ -98,7 +103,7 @@ def test_status_latency_prints_median_and_p95_per_scenario(outputs: dict[str, st
         assert int(figures["jobs"]) >= 1
         median = number(MILLISECONDS, figures["median"])
         assert 0 <= median <= number(MILLISECONDS, figures["p95"])
-        assert figures["median under 1 s"].startswith(("met", "MISSED"))
+        assert figures["median under 1 s"].startswith("met")
 
 
 def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
@@ -140,3 +145,13 @@ def test_fleet_proves_nothing_duplicated_lost_or_failed_and_prints_the_queue_fig
     queue = found["Waiting in DHIS2's queue"]
     assert number(SECONDS, queue["queue wait max (measured)"]) >= 0
     assert queue["nothing duplicated, lost or FAILED"].startswith("met")
+
+
+def test_lookup_prints_its_cost_per_thousand_records_next_to_the_upload(outputs: dict[str, str]):
+    found = sections(outputs["lookup.py"])
+    for title in ("new records (nothing found)", "again"):
+        figures = found[f"Upload from a new store: {title}"]
+        share = float(figures["lookup share of the upload"].rstrip("%"))
+        assert number(SECONDS, figures["upload"]) > 0 and 0 < share < 100
+        assert int(figures["lookups (one per job)"]) == 2  # 200 records in jobs of 100
+        assert figures["lookup under 15% of the upload"].startswith(("met", "MISSED"))

@@ -165,9 +165,9 @@ def test_no_wait_then_status_follow(sandbox, tmp_path, env):
     assert [batch["batch"] for batch in listing["batches"]] == [report["batch"]]
 
 
-@pytest.mark.parametrize("kill_after", [0.4, 0.9, 1.6])
+@pytest.mark.parametrize("kill_at_stored", [0, 40, 100])
 def test_killed_mid_upload_and_restarted_stores_every_record_once(
-    sandbox, tmp_path, env, kill_after
+    sandbox, tmp_path, env, kill_at_stored
 ):
     sandbox.knobs.per_event_seconds = 0.003
     sandbox.knobs.latency = 0.01
@@ -180,9 +180,23 @@ def test_killed_mid_upload_and_restarted_stores_every_record_once(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(kill_after)
+    # Killed once the upload is under way (its first job posted) and DHIS2 holds at least
+    # `kill_at_stored` of the records, so the kill lands mid-upload, not before or after it.
+    deadline = time.monotonic() + 60
+    while (
+        sandbox.request_count("POST", "/api/tracker") == 0
+        or len(sandbox.stored_events()) < kill_at_stored
+    ):
+        assert process.poll() is None, "the upload ended before it could be killed"
+        assert time.monotonic() < deadline, "the upload never got under way"
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = len(sandbox.stored_events())
+    assert killed_at < total, "the kill landed after the upload had finished"
+    pending = json.loads(dhims2("status", "--json", env=env).stdout)["batches"][0]["pending"]
+    assert pending > 0
 
     rerun = dhims2(*args, env=env)
     assert rerun.returncode == 0, rerun.stderr
@@ -211,7 +225,9 @@ def test_records_without_a_report_date_are_dated_by_their_admission(sandbox, tmp
     path = sheet(tmp_path, 3, edit=drop_report_date)
     result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
     assert result.returncode == 0, result.stderr
-    for event in sandbox.stored_events():
+    stored = sandbox.stored_events()
+    assert len(stored) == 3
+    for event in stored:
         admission = next(
             v["value"] for v in event["dataValues"] if v["dataElement"] == "HsMaBh3wKed"
         )

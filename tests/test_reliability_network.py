@@ -40,6 +40,7 @@ def test_an_expired_session_holds_the_records_asks_for_sign_in_and_resumes(tmp_p
     trial = reliability.session_expiry_trial(tmp_path, records=200, expiries=1, seed=5)
     assert trial.counts["sign-in prompts"] == 1
     assert trial.counts["imports sent while signed out"] == 0
+    assert trial.counts["requests sent while signed out"] == 0
     assert_every_record_stored_once(trial)
 
 

@@ -200,12 +200,12 @@ def test_values_of_uploaded_records_are_purged_once_the_retention_period_is_over
         stored_records(store, [CREATED, CREATED, REJECTED, QUEUED])
         day_30 = time.time() + 30 * SECONDS_PER_DAY - 60
         assert purge_expired(store, 30, now=day_30) == 0
-        assert purge_expired(store, 30, now=day_30 + 120) == 2
-        # Rejected and queued records keep their values: the clerk still has to act on them.
+        assert purge_expired(store, 30, now=day_30 + 120) == 3
+        # Finished records lose their values whether DHIS2 got them or not; queued ones wait.
         assert values_kept(store) == {
             "2 created": False,
             "3 created": False,
-            "4 rejected": True,
+            "4 rejected": False,
             "5 queued": True,
         }
 

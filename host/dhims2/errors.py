@@ -16,6 +16,9 @@ class ExitStatus(IntEnum):
     NOT_ALL_IN = 1  # some records were rejected, failed or are still pending
     USAGE = 2  # bad usage, unreadable input or settings
     DHIS2_UNAVAILABLE = 3  # DHIS2 cannot be reached or refuses the sign-in
+    DISK_FULL = 4  # the disk under the data folder is full or refused a write
+    STORE_READ_ONLY = 5  # the data folder or the store cannot be written
+    STORE_CORRUPT = 6  # the store was damaged (it is moved aside on the next run)
     INTERRUPTED = 130  # Ctrl+C
     OUTPUT_CLOSED = 141  # the reader of stdout went away (as a shell reports SIGPIPE)
 

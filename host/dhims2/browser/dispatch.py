@@ -108,6 +108,13 @@ def dispatch(message: Message, context: HostContext) -> Message:
             )
         protocol.validate_message(message, handler.schema_name)
         return protocol.ok_reply(message["id"], handler.function(message, context))
+    except UnicodeEncodeError:
+        # Text with no UTF-8 form (a lone surrogate) reached a step that must encode it.
+        return protocol.error_reply(
+            request_id,
+            "INVALID_TEXT",
+            "a value holds a broken character (half of a UTF-16 pair); type it again",
+        )
     except Exception as error:  # every failure becomes a reply; the host must keep running
         known = protocol.error_from_exception(error)
         if known is not None:

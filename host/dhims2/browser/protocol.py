@@ -84,6 +84,23 @@ ERROR_CODES: dict[str, ErrorInfo] = {
         " the file, line or column.",
         "Correct the file or its column names and upload again.",
     ),
+    "DISK_FULL": ErrorInfo(
+        "The disk holding the data folder is full or refused a write; nothing saved is lost.",
+        "Free some space on the disk, then try again.",
+    ),
+    "STORE_READ_ONLY": ErrorInfo(
+        "The data folder or the upload store in it cannot be written.",
+        "Give your user write access to the data folder named in the message, then try again.",
+    ),
+    "STORE_CORRUPT": ErrorInfo(
+        "The upload store is damaged; the next start moves it aside and keeps what it can read.",
+        "Close and reopen the browser (or run `dhims2 status`); upload missing files again.",
+    ),
+    "INVALID_TEXT": ErrorInfo(
+        "A value holds a broken character (half of a UTF-16 surrogate pair) that has no UTF-8"
+        " form, so neither DHIS2 nor the browser can be sent it.",
+        "Type the value again (copying it from another program can cut a character in half).",
+    ),
     "INVALID_INPUT": ErrorInfo(
         "A setting the host would use to reach DHIS2 is unusable (for example the server address).",
         "Check the server address and the other settings in the extension's options.",

@@ -112,6 +112,16 @@ class NativeHost:
                     "the reply would exceed 1 MiB; ask for a smaller page",
                 )
             )
+        except UnicodeEncodeError:
+            # The reply quotes text with no UTF-8 form (a lone surrogate the request carried):
+            # the browser still gets an answer instead of waiting for one that never comes.
+            log.error("reply to %s holds text with no UTF-8 form", dispatch.loggable_type(message))
+            reply = protocol.error_reply(
+                reply["id"],
+                "INVALID_TEXT",
+                "a value holds a broken character (half of a UTF-16 pair); type it again",
+            )
+            self._write(reply)
         log.info(
             "%s -> %s in %.0f ms",
             dispatch.loggable_type(message),

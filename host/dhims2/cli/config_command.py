@@ -26,7 +26,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--retention-days",
         dest="retention_days",
         type=int,
-        help="days to keep local copies of records DHIS2 has accepted",
+        help="days to keep local copies of finished records (sent or not)",
     )
     parser.add_argument(
         "--allow-insecure-http",
@@ -50,9 +50,7 @@ SETTINGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from dhims2.workspace.config import config_path, load_config, save_config
+    from dhims2.workspace.config import config_path, load_config, save_config, token_location
 
     changes = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
     if args.token is not None:
@@ -61,13 +59,21 @@ def run(args: argparse.Namespace) -> int:
         changes["token"] = None
     saved = _saved_or_set_aside(changing=bool(changes))
     if changes:
-        path = save_config(dataclasses.replace(saved, **changes))
+        updated = saved.with_changes(**changes)
+        path = save_config(updated)
         if not args.json:
             if args.clear_token:
                 print(f"cleared the saved token in {path}")
             saved_names = sorted(name for name in changes if changes[name] is not None)
             if saved_names:
                 print(f"saved {', '.join(saved_names)} to {path}")
+            if saved.token is not None and updated.token is None and "token" not in changes:
+                print(
+                    f"forgot the token saved for {saved.token_server}: it is never sent to"
+                    f" {updated.server}; save one for it with --token -"
+                )
+            if updated.token is not None and "token" in changes:
+                print(f"the token is kept in {token_location()}")
     view = load_config().public_view()
     if args.json:
         print(json.dumps(view))

@@ -34,10 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from dhims2.cli.report import exit_status, print_batch
     from dhims2.queue.retention import purge_expired
     from dhims2.workspace.config import load_config
-    from dhims2.workspace.connection import UsageError, open_store
+    from dhims2.workspace.connection import UsageError
 
-    with open_store() as store:
-        purge_expired(store, load_config().retention_days)
+    with _store_for_reading(args.follow) as store:
+        if not store.read_only:
+            retention_days = load_config().retention_days
+            purge_expired(store, retention_days)
+            _warn_of_unsent_records(store, retention_days)
         if args.batch is None:
             if args.follow:
                 raise UsageError("--follow needs a batch id (see `dhims2 status`)")
@@ -48,6 +51,36 @@ def run(args: argparse.Namespace) -> int:
             status = follow(args, store, args.batch)
         print_batch(store, args.batch, as_json=args.json)
         return status or exit_status(store.batch(args.batch))
+
+
+def _warn_of_unsent_records(store: Store, retention_days: int) -> None:
+    from dhims2.queue.retention import WARNING_DAYS, unsent_expiring
+
+    expiring = unsent_expiring(store, retention_days)
+    if expiring:
+        print(
+            f"{expiring} records that never reached DHIS2 (rejected, failed or cancelled) are"
+            f" deleted from this computer within {WARNING_DAYS} days ({retention_days} days after"
+            " they finished): correct them and upload them again before then",
+            file=sys.stderr,
+        )
+
+
+def _store_for_reading(following: bool) -> Store:
+    """The store; on a full disk or a read-only folder, still readable to show what it holds."""
+    from dhims2.queue.faults import DiskFull, StoreReadOnly
+    from dhims2.queue.store import STORE_FILE_NAME, Store
+    from dhims2.workspace.config import data_dir
+    from dhims2.workspace.connection import open_store
+
+    try:
+        return open_store()
+    except (DiskFull, StoreReadOnly) as fault:
+        path = data_dir() / STORE_FILE_NAME
+        if following or not path.exists():
+            raise
+        print(f"{fault}. Showing what is saved; nothing can be changed.", file=sys.stderr)
+        return Store(path, read_only=True)
 
 
 def follow(args: argparse.Namespace, store: Store, batch_id: str) -> int:

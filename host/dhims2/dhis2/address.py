@@ -1,4 +1,8 @@
-"""Server addresses: the base URL we accept, and the origin credentials are bound to."""
+"""Server addresses: the base URL we accept, and the origin credentials are bound to.
+
+Every spelling of one server reduces to one base URL (scheme and host in lower case, no default
+port, no trailing or doubled slash), because the store keys batches and duplicates by it.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,20 @@ def normalised_base_url(raw: object) -> str:
             "the server address must not contain '?' or '#' parts; give it up to the context"
             " path, for example https://events.chimgh.org/events"
         )
-    return f"{scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    return f"{scheme}://{_canonical_netloc(scheme, host, parts.port)}{_canonical_path(parts.path)}"
+
+
+def _canonical_netloc(scheme: str, host: str, port: int | None) -> str:
+    """One spelling per origin: the default port is left out, so `https://x:443` is `https://x`."""
+    name = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return name if port in (None, default) else f"{name}:{port}"
+
+
+def _canonical_path(path: str) -> str:
+    """The context path without empty or `.` segments: `/events//` and `/events/.` are `/events`."""
+    segments = [segment for segment in path.split("/") if segment not in ("", ".")]
+    return "".join(f"/{segment}" for segment in segments)
 
 
 def origin(url: str) -> tuple[str, str, int]:

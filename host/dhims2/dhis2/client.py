@@ -301,22 +301,33 @@ class Dhis2Client:
         return found
 
     def list_events(
-        self, program: str, org_unit: str | None = None, page_size: int = 1000
+        self,
+        program: str,
+        org_unit: str | None = None,
+        page_size: int = 1000,
+        *,
+        value_filter: str | None = None,
+        fields: str | None = None,
     ) -> Iterator[dict]:
-        """Every event of `program` (optionally one org unit), page by page, as tracker events."""
+        """Every event of `program` (optionally one org unit, and only those whose data values
+        pass `value_filter`, see `data_value_filter`), page by page, as tracker events."""
         require_uid(program, "program")
         if org_unit is not None:
             require_uid(org_unit, "org unit")
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise InvalidInput("page_size must be a whole number of at least 1")
-        return self._event_pages(program, org_unit, page_size)
-
-    def _event_pages(self, program: str, org_unit: str | None, page_size: int) -> Iterator[dict]:
-        tracker = self.supports_tracker_import()
-        path = "tracker/events" if tracker else "events"
         params: dict[str, str] = {"program": program, "pageSize": str(page_size)}
         if org_unit is not None:
             params["orgUnit"] = org_unit
+        if value_filter is not None:
+            params["filter"] = value_filter
+        if fields is not None:
+            params["fields"] = fields
+        return self._event_pages(params, page_size)
+
+    def _event_pages(self, params: dict[str, str], page_size: int) -> Iterator[dict]:
+        tracker = self.supports_tracker_import()
+        path = "tracker/events" if tracker else "events"
         previous_first: object = None
         page = 1
         while True:
@@ -336,3 +347,21 @@ class Dhis2Client:
             if len(items) < page_size:
                 return
             page += 1
+
+
+def data_value_filter(data_element: str, values: list[str]) -> str:
+    """The events API's `filter` for "this data element has one of these values".
+
+    DHIS2 reads `,` and `:` as separators unless escaped with `/`, and splits an `in` list on
+    `;`, which cannot be escaped (docs/RELIABILITY.md, "Finding events by value"): a
+    value with `;` must be looked up alone, with `eq`.
+    """
+    require_uid(data_element, "data element")
+    if not values:
+        raise InvalidInput("a value filter needs at least one value")
+    escaped = [value.replace(",", "/,").replace(":", "/:") for value in values]
+    if len(values) == 1:
+        return f"{data_element}:eq:{escaped[0]}"
+    if any(";" in value for value in values):
+        raise InvalidInput("a value with ';' cannot be part of an `in` filter; look it up alone")
+    return f"{data_element}:in:{';'.join(escaped)}"

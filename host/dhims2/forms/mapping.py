@@ -25,6 +25,7 @@ from dhims2.forms.schema import (
     unknown_field_error,
     value_type_error,
 )
+from dhims2.forms.text import invalid_text_errors
 
 __all__ = [
     "PLACEHOLDERS",
@@ -215,6 +216,7 @@ class Mapper:
         self._default_report_date(values, fields, rejected)
         event = self._event(values)
         errors.extend(self._validator.errors(event, fields, skip=rejected))
+        errors.extend(invalid_text_errors(event, fields))
         return PreparedRecord(row=source.row, event=event, fields=fields, errors=errors)
 
     def _field_name(self, target: str, cells: list[_Cell]) -> str:

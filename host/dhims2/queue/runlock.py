@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from dhims2.queue.faults import storage_fault
+
 
 class LockHeld(Exception):
     """Another process is already sending from this data folder."""
@@ -19,7 +21,13 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as error:
+            fault = storage_fault(error, self.path)
+            if fault is None:
+                raise
+            raise fault from error
         try:
             _lock(fd)
         except OSError as error:

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dhims2.dhis2.client import Dhis2Client
@@ -23,9 +23,11 @@ from dhims2.dhis2.errors import Dhis2Error, RequestRejected, ServerError
 from dhims2.dhis2.uids import is_uid, new_uid
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
+from dhims2.forms.text import invalid_text_errors
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
+from dhims2.queue.server_match import events_on_server
 from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class UploadService:
         self._identity_key = store.install_secret("identity-key")
         # Lowered when a proxy refuses a job as too large (HTTP 413).
         self._batch_limit = self.settings.batch_size
+        # Events found on the server before their first send: their outcome is "updated".
+        self._found_on_server: set[str] = set()
 
     # -- queueing ----------------------------------------------------------------------------
 
@@ -94,6 +98,8 @@ class UploadService:
                 event = dict(record.event)
                 identity = self._identity(event, identity_elements)
                 errors = [error_json(error) for error in record.errors]
+                if not errors:
+                    errors = [error_json(e) for e in invalid_text_errors(event, record.fields)]
                 if not errors and identity is not None:
                     if identity in first_row_of:
                         errors.append(_duplicate_error(first_row_of[identity]))
@@ -180,10 +186,70 @@ class UploadService:
                 room -= 1
         return submitted
 
+    def _adopt_events_on_server(self, records: list[StoredRecord]) -> list[StoredRecord]:
+        """Records never handed to DHIS2 yet take the UID of the server's event for the same
+        admission, so a new store or another spelling of the address updates, never doubles."""
+        first_sends = [record for record in records if record.job_id is None and record.event]
+        if not first_sends:
+            return records
+        program = str(first_sends[0].payload.get("program"))
+        try:
+            found = events_on_server(self.client, program, first_sends)
+        except RequestRejected as error:
+            # A server that refuses the lookup still gets the records: the local store's
+            # memory of earlier uploads is then the only guard against duplicates.
+            log.warning("DHIS2 refused the duplicate lookup (%s); sending without it", error.code)
+            return records
+        self.store.adopt_event_uids(found)
+        self._found_on_server.update(found.values())
+        return [
+            replace(
+                record,
+                event_uid=found[record.id],
+                event={**record.payload, "event": found[record.id]},
+            )
+            if record.id in found
+            else record
+            for record in records
+        ]
+
+    def _without_unsendable(self, records: list[StoredRecord]) -> list[StoredRecord]:
+        """Records whose values have no UTF-8 form are rejected for good; the others go on.
+
+        Validation refuses such text; this catches records queued before it did, so that one
+        of them can never hold back the records after it.
+        """
+        sendable, unsendable = [], []
+        for record in records:
+            try:
+                json.dumps(record.payload, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                unsendable.append(record)
+            else:
+                sendable.append(record)
+        if unsendable:
+            self.store.finish_records(
+                {
+                    record.id: (
+                        states.REJECTED,
+                        [error_json(e) for e in invalid_text_errors(record.payload, record.fields)],
+                    )
+                    for record in unsendable
+                }
+            )
+            self._emit_results(
+                unsendable, {record.id: (states.REJECTED, []) for record in unsendable}
+            )
+        return sendable
+
     def _submit(self, records: list[StoredRecord]) -> None:
+        records = self._without_unsendable(records)
+        if not records:
+            return
         record_ids = [record.id for record in records]
         submitted_at = time.time()
         try:
+            records = self._adopt_events_on_server(records)
             job_id = self.client.submit_import([record.payload for record in records])
         except RequestRejected as error:
             self._after_refusal(records, error)
@@ -323,7 +389,7 @@ class UploadService:
         self, records: list[StoredRecord], report: dict[str, Any]
     ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
         errors_by_event = _error_reports_by_event(report)
-        already_imported = self.store.imported_event_uids(
+        already_imported = self._found_on_server | self.store.imported_event_uids(
             self.server, [r.event_uid for r in records]
         )
         saved = _saved_event_uids(report)
@@ -393,10 +459,14 @@ class UploadService:
     def _run_legacy(self, stop: threading.Event | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
-            records = self.store.claim_for_sending(self.server, self.settings.batch_size)
-            if not records:
+            claimed = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            if not claimed:
                 return
+            records = self._without_unsendable(claimed)
+            if not records:
+                continue
             try:
+                records = self._adopt_events_on_server(records)
                 report = self.client.import_legacy_events([record.payload for record in records])
             except BaseException:
                 self.store.requeue([record.id for record in records])

@@ -19,6 +19,7 @@ from typing import Any
 
 from dhims2.dhis2.uids import new_uid
 from dhims2.errors import Dhims2Error
+from dhims2.queue.faults import StoreCorrupt, storage_fault
 
 STORE_FILE_NAME = "uploads.sqlite3"
 
@@ -32,6 +33,9 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 PENDING_STATES = (QUEUED, SENDING, IMPORTING)
+FINISHED_STATES = (CREATED, UPDATED, REJECTED, FAILED, CANCELLED)
+# Finished without reaching DHIS2: the clerk is warned before their values are purged.
+UNSENT_STATES = (REJECTED, FAILED, CANCELLED)
 
 JOB_PENDING = "pending"
 
@@ -200,11 +204,30 @@ class UnknownBatch(Dhims2Error):
 class Store:
     """Thread-safe access to the upload store; one connection guarded by a lock."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """`read_only` opens the file as it is on disk without writing anything, not even
+        SQLite's side files: for showing the store when the disk is full or read-only."""
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._connection = _connect(self.path)
-        self._migrate()
+        self._connection = _connect_read_only(self.path) if read_only else _connect(self.path)
+        if not read_only:
+            with self._faults_named():
+                self._migrate()
+
+    @contextmanager
+    def _faults_named(self) -> Iterator[None]:
+        """A full disk, a read-only folder or a damaged file surface as their own errors."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            fault = storage_fault(error, self.path)
+            if fault is None:
+                raise
+            if isinstance(fault, StoreCorrupt):
+                # The next run moves the file aside even if opening it still looks fine.
+                damage_marker(self.path).touch()
+            raise fault from error
 
     def close(self) -> None:
         with self._lock:
@@ -218,17 +241,18 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._faults_named():
             self._connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._faults_named():
             return self._connection.execute(sql, tuple(params)).fetchall()
 
     def _migrate(self) -> None:
@@ -325,6 +349,22 @@ class Store:
             )
             found.update(row["event_uid"] for row in rows)
         return found
+
+    def adopt_event_uids(self, event_uids: dict[int, str]) -> None:
+        """These records are events DHIS2 already holds under another UID: send them as those."""
+        with self._transaction() as db:
+            for record_id, event_uid in event_uids.items():
+                row = db.execute(
+                    "SELECT payload FROM records WHERE id = ?", (record_id,)
+                ).fetchone()
+                payload = json.loads(row["payload"]) if row and row["payload"] else None
+                if payload is None:
+                    continue
+                payload["event"] = event_uid
+                db.execute(
+                    "UPDATE records SET event_uid = ?, payload = ? WHERE id = ?",
+                    (event_uid, json.dumps(payload), record_id),
+                )
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -522,7 +562,7 @@ class Store:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE records SET state = ?, errors = '[]', updated_at = ?"
-                " WHERE batch_id = ? AND state = ?",
+                " WHERE batch_id = ? AND state = ? AND payload IS NOT NULL",
                 (QUEUED, time.time(), batch_id, FAILED),
             )
             return cursor.rowcount
@@ -553,31 +593,84 @@ class Store:
         return cursor.rowcount
 
     def purge_payloads(self, finished_before: float) -> int:
-        """Drops patient values of records that reached DHIS2 before the given time.
+        """Drops patient values of records finished (in DHIS2 or not) before the given time:
+        the event and the values their errors quote.
 
         The row stays (state, event UID, identity hash) so re-uploads still update, not duplicate.
         """
+        marks = ",".join("?" * len(FINISHED_STATES))
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE records SET payload = NULL WHERE payload IS NOT NULL"
-                " AND state IN (?, ?) AND updated_at < ?",
-                (CREATED, UPDATED, finished_before),
+            rows = db.execute(
+                f"SELECT id, errors FROM records WHERE payload IS NOT NULL"
+                f" AND state IN ({marks}) AND updated_at < ?",
+                (*FINISHED_STATES, finished_before),
+            ).fetchall()
+            db.executemany(
+                "UPDATE records SET payload = NULL, errors = ? WHERE id = ?",
+                ((json.dumps(_without_values(json.loads(r["errors"]))), r["id"]) for r in rows),
             )
         self._checkpoint()
-        return cursor.rowcount
+        return len(rows)
+
+    def unsent_count(self, finished_before: float) -> int:
+        """Records that never reached DHIS2, finished before the given time, values still kept."""
+        marks = ",".join("?" * len(UNSENT_STATES))
+        rows = self._query(
+            f"SELECT COUNT(*) AS n FROM records WHERE payload IS NOT NULL"
+            f" AND state IN ({marks}) AND updated_at < ?",
+            (*UNSENT_STATES, finished_before),
+        )
+        return rows[0]["n"]
+
+    def durability(self) -> dict[str, str]:
+        """The journal mode and sync level this connection commits with."""
+        with self._lock:
+            journal = self._connection.execute("PRAGMA journal_mode").fetchone()[0]
+            level = self._connection.execute("PRAGMA synchronous").fetchone()[0]
+        return {"journal_mode": journal, "synchronous": _SYNC_LEVELS.get(level, str(level))}
+
+    def restore_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Copies rows read from a damaged store into this one; returns how many fitted."""
+        copied = 0
+        for row in rows:
+            names = ", ".join(row)
+            marks = ", ".join("?" * len(row))
+            try:
+                with self._transaction() as db:
+                    db.execute(
+                        f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})",
+                        tuple(row.values()),
+                    )
+            except sqlite3.Error:
+                continue  # a row that does not fit (its batch was lost) is left behind
+            copied += 1
+        return copied
 
     def _checkpoint(self) -> None:
         """Moves the write-ahead log into the database and empties it, so old values left in
         the log do not outlive their deletion."""
-        with self._lock:
+        with self._lock, self._faults_named():
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+_SYNC_LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def damage_marker(path: Path) -> Path:
+    """Left next to a store found damaged while in use, for the next run to act on."""
+    return path.with_name(path.name + ".damaged")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Create the file owner-only before SQLite opens it; SQLite gives its -wal and -shm files
-    # the same permissions as the database file.
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file owner-only before SQLite opens it; SQLite gives its -wal and -shm
+        # files the same permissions as the database file.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError as error:
+        raise storage_fault(error, path) or StoreError(
+            f"cannot open the upload store {path} ({error.strerror})"
+        ) from error
     try:
         connection = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -589,8 +682,30 @@ def _connect(path: Path) -> sqlite3.Connection:
         # Deleted patient values are overwritten, not just unlinked from the file's pages.
         connection.execute("PRAGMA secure_delete = ON")
     except sqlite3.DatabaseError as error:
-        raise StoreError(f"cannot open the upload store {path}: {error}") from error
+        raise storage_fault(error, path) or StoreError(
+            f"cannot open the upload store {path}: {error}"
+        ) from error
     return connection
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    # immutable=1: no locks and no -wal or -shm files, so nothing is written anywhere.
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("SELECT COUNT(*) FROM batches").fetchone()
+    except sqlite3.Error as error:
+        raise storage_fault(error, path) or StoreError(
+            f"cannot read the upload store {path}: {error}"
+        ) from error
+    return connection
+
+
+def _without_values(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**error, "value": None} if error.get("value") is not None else error for error in errors
+    ]
 
 
 def _write_outcomes(

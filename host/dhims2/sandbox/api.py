@@ -20,6 +20,7 @@ from typing import Any
 from dhims2.dhis2.uids import is_uid
 from dhims2.sandbox.auth import Authentication, Authenticator
 from dhims2.sandbox.catalog import Catalog
+from dhims2.sandbox.event_filters import data_value_filter
 from dhims2.sandbox.fields import parse_fields, select_fields
 from dhims2.sandbox.importer import (
     IMPORT_STRATEGIES,
@@ -385,6 +386,7 @@ class SandboxApp:
         wanted = _uid_list(first(query, "events") or first(query, "event"))
         page = positive_int_param(query, "page", 1)
         page_size = positive_int_param(query, "pageSize", 50)
+        with_values = data_value_filter(first(query, "filter"))
         with_total = bool_param(query, "totalPages", False)
         paged = bool_param(query, "paging", True) and not bool_param(query, "skipPaging", False)
 
@@ -393,6 +395,7 @@ class SandboxApp:
                 (not program or event["program"] == program)
                 and (not org_units or event["orgUnit"] in org_units)
                 and (not wanted or event["event"] in wanted)
+                and with_values(event)
             )
 
         events = self._store.live(matches)

@@ -9,6 +9,7 @@ guessed from how a cell happens to be displayed. Formulas give the value Excel l
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from dhims2.sheets.source import (
 # Excel 97-2003 workbooks, and .xlsx files protected by a password, are OLE compound files.
 _OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_SIGNATURE = b"PK\x03\x04"
+# A workbook is a zip of XML. A register of 100,000 rows unpacks to well under 200 MiB; a file
+# that claims more is refused before anything is unpacked (a "zip bomb" of a few hundred KB can
+# unpack to gigabytes). Python's zipfile never unpacks a member past its declared size, so the
+# declared sizes are a real bound.
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ def _load(path: Path) -> Any:
         raise InputError(
             f"{path.name}: is not an Excel workbook (.xlsx); if it is a CSV file, name it .csv"
         )
+    _refuse_oversized(path)
     import openpyxl
 
     try:
@@ -90,6 +97,20 @@ def _load(path: Path) -> Any:
     except Exception as error:
         # A damaged file can fail anywhere inside openpyxl, zipfile or the XML parser.
         raise InputError(f"{path.name}: is damaged or not an Excel workbook ({error})") from error
+
+
+def _refuse_oversized(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputError(f"{path.name}: is damaged or not an Excel workbook ({error})") from error
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise InputError(
+            f"{path.name}: unpacks to {unpacked // 2**20:,} MiB, more than the"
+            f" {MAX_UNPACKED_BYTES // 2**20} MiB a register can need; it is not read"
+            " (save the sheet again in Excel, or split it)"
+        )
 
 
 def _choose_sheet(workbook: Any, name: str | None, file_name: str) -> Any:

@@ -1,7 +1,11 @@
 """User configuration (server, authentication, program defaults) and the user's private folders.
 
-The file is JSON in the user's config folder, owner-only because it may hold a token. The
-environment variables DHIMS2_SERVER and DHIMS2_TOKEN override the file without being written to it.
+The file is JSON in the user's config folder, owner-only because it may hold a token (when the
+computer has no OS keychain to keep it in, see keychain.py). The environment variables
+DHIMS2_SERVER and DHIMS2_TOKEN override the file without being written to it.
+
+A token belongs to the server it was saved for (`token_server`): `token_for` hands it out only
+for an address of that same origin, and `with_changes` forgets it when the server changes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from dhims2.dhis2.address import normalised_base_url, origin
+from dhims2.dhis2.errors import InvalidInput
 from dhims2.dhis2.uids import is_uid
 from dhims2.errors import Dhims2Error
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.workspace import keychain
 
 APP_NAME = "dhims2-uploader"
 CONFIG_FILE_NAME = "config.json"
@@ -30,6 +37,8 @@ AUTH_MODES = ("session", "token")
 MAX_BATCH_SIZE = 1000
 MAX_RETENTION_DAYS = 3650
 ENV_OVERRIDES = {"server": "DHIMS2_SERVER", "token": "DHIMS2_TOKEN"}
+# Set in the file when the token itself is in the OS keychain under `token_server`'s origin.
+KEYCHAIN_MARK = "token_in_keychain"
 PASSWORD_VARIABLE = "DHIMS2_PASSWORD"
 LOCAL_SYSTEM_SID = "S-1-5-18"  # Windows itself (backup, antivirus) keeps access
 # Windows ignores file modes and the umask; private folders get an access control list instead.
@@ -53,6 +62,8 @@ class Config:
     server: str = DEFAULT_SERVER
     auth: str = "session"
     token: str | None = None
+    # The server the token was saved for; a token without one belongs to `server`.
+    token_server: str | None = None
     program: str = PROGRAM_UID
     stage: str = STAGE_UID
     org_unit: str = ORG_UNIT_UID
@@ -67,6 +78,11 @@ class Config:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}", field="auth")
         if self.token is not None and (not isinstance(self.token, str) or not self.token):
             raise ConfigError("token must be a non-empty string when set", field="token")
+        if self.token is None:
+            object.__setattr__(self, "token_server", None)
+        else:
+            bound = self.server if self.token_server is None else self.token_server
+            object.__setattr__(self, "token_server", normalise_server_url(bound))
         for name in ("program", "stage", "org_unit"):
             if not is_uid(getattr(self, name)):
                 raise ConfigError(f"{name} must be a DHIS2 UID (11 letters or digits)", field=name)
@@ -83,6 +99,30 @@ class Config:
         view["token_set"] = view.pop("token") is not None
         return view
 
+    def token_for(self, server: str) -> str | None:
+        """The saved token if it was saved for `server`'s origin; None for any other server."""
+        if self.token is None or self.token_server is None:
+            return None
+        return self.token if same_origin(self.token_server, server) else None
+
+    def with_changes(self, **changes: Any) -> Config:
+        """These settings changed; a new server origin without a new token forgets the token."""
+        server = changes.get("server", self.server)
+        if "token" in changes:
+            changes["token_server"] = server if changes["token"] is not None else None
+        elif self.token is not None and not same_origin(self.token_server or self.server, server):
+            changes["token"] = None
+            changes["token_server"] = None
+        return dataclasses.replace(self, **changes)
+
+
+def same_origin(first: str, second: str) -> bool:
+    """Both addresses name the same scheme, host and port (the token's security boundary)."""
+    try:
+        return origin(normalised_base_url(first)) == origin(normalised_base_url(second))
+    except InvalidInput:
+        return False
+
 
 def normalise_server_url(url: object) -> str:
     """`url` as the base of the DHIS2 instance, ending in "/" so API paths join onto it."""
@@ -97,8 +137,11 @@ def normalise_server_url(url: object) -> str:
         raise ConfigError("server must not contain a user name or password", field="server")
     if parts.query or parts.fragment:
         raise ConfigError("server must not contain a query (?) or fragment (#)", field="server")
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+    try:
+        # One spelling per server, as the client and the store use it.
+        return normalised_base_url(url) + "/"
+    except InvalidInput as error:
+        raise ConfigError(f"server: {error}", field="server") from None
 
 
 def config_dir() -> Path:
@@ -149,6 +192,8 @@ def load_config(*, apply_env: bool = True) -> Config:
     """The saved configuration (defaults where nothing is saved), with environment overrides."""
     path = config_path()
     stored = _read_config_file(path)
+    if stored.get(KEYCHAIN_MARK) and stored.get("token") is None and stored.get("token_server"):
+        stored["token"] = keychain.read(_keychain_account(stored["token_server"]))
     known = {field.name for field in dataclasses.fields(Config)}
     # Keys from a newer version are kept out rather than refused, so a downgrade still starts.
     try:
@@ -160,6 +205,9 @@ def load_config(*, apply_env: bool = True) -> Config:
     overrides: dict[str, Any] = {
         name: os.environ[var] for name, var in ENV_OVERRIDES.items() if os.environ.get(var)
     }
+    if "token" in overrides:
+        # A token given in the environment is for the server this run talks to.
+        overrides["token_server"] = overrides.get("server", config.server)
     try:
         return dataclasses.replace(config, **overrides)
     except ConfigError as error:
@@ -174,9 +222,22 @@ def env_overridden_fields() -> list[str]:
 
 
 def save_config(config: Config) -> Path:
-    """Write `config` atomically, readable by the owner only; returns the file's path."""
+    """Write `config` atomically, readable by the owner only; returns the file's path.
+
+    The token goes to the OS keychain when there is one, and into the file otherwise; a token
+    the new settings no longer hold is removed from the keychain.
+    """
     path = config_path()
-    text = json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n"
+    settings = dataclasses.asdict(config)
+    previous = _previous_keychain_account(path)
+    if config.token is not None and config.token_server is not None:
+        account = _keychain_account(config.token_server)
+        if keychain.store(account, config.token):
+            settings.update(token=None, **{KEYCHAIN_MARK: True})
+            previous = None if previous == account else previous
+    if previous is not None:
+        keychain.forget(previous)
+    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
     try:
         folder = _private_dir(path.parent)
         # mkstemp creates the file 0600, so the token is never readable by others, even briefly.
@@ -192,6 +253,32 @@ def save_config(config: Config) -> Path:
     except OSError as error:
         raise ConfigError(f"cannot write {path} ({type(error).__name__})") from None
     return path
+
+
+def token_location() -> str:
+    """Where a saved token is kept on this computer, in words for the person asking."""
+    if keychain.available():
+        return "the OS keychain"
+    return f"{config_path()} (readable by you only)"
+
+
+def _keychain_account(server: str) -> str:
+    scheme, host, port = origin(normalised_base_url(server))
+    return f"{scheme}://{host}:{port}"
+
+
+def _previous_keychain_account(path: Path) -> str | None:
+    try:
+        stored = _read_config_file(path)
+    except ConfigError:
+        return None
+    server = stored.get("token_server")
+    if not stored.get(KEYCHAIN_MARK) or not isinstance(server, str):
+        return None
+    try:
+        return _keychain_account(server)
+    except InvalidInput:
+        return None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -39,17 +39,34 @@ class FormContext:
     facilities: tuple[tuple[str, str], ...] = ()
 
 
-def credentials_from(args: argparse.Namespace, config: Config) -> Credentials:
+def credentials_from(args: argparse.Namespace, config: Config, server: str) -> Credentials:
+    """How to sign in to `server`: the flags, or the token saved for that same server only."""
     if getattr(args, "token", None):
+        if args.token == "-":
+            return Credentials(token=_token_from_stdin())
         return Credentials(token=args.token)
     if getattr(args, "username", None):
         return Credentials(username=args.username, password=_password_for(args.username))
+    token = config.token_for(server)
+    if token:
+        return Credentials(token=token)
     if config.token:
-        return Credentials(token=config.token)
+        raise UsageError(
+            f"the saved token is for {config.token_server}, not {server}; it is never sent to"
+            " another server. Pass --token for this one, or save one with"
+            f" `dhims2 config --server {server} --token -`"
+        )
     raise UsageError(
         "no DHIS2 credentials: pass --token or --username, set DHIMS2_TOKEN, "
         "or save a token with `dhims2 config --token`"
     )
+
+
+def _token_from_stdin() -> str:
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise UsageError("--token -: standard input held no token")
+    return token
 
 
 def _password_for(username: str) -> str:
@@ -66,12 +83,19 @@ def _password_for(username: str) -> str:
 def open_client(args: argparse.Namespace, config: Config) -> Dhis2Client:
     server = getattr(args, "server", None) or config.server
     return Dhis2Client(
-        server, credentials_from(args, config), allow_insecure_http=config.allow_insecure_http
+        server,
+        credentials_from(args, config, server),
+        allow_insecure_http=config.allow_insecure_http,
     )
 
 
 def open_store() -> Store:
-    return Store(data_dir() / STORE_FILE_NAME)
+    """The store in the data folder; a damaged one is moved aside and recovered first."""
+    from dhims2.queue.recovery import open_recovering
+
+    return open_recovering(
+        data_dir() / STORE_FILE_NAME, lambda notice: print(notice, file=sys.stderr)
+    )
 
 
 def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> FormContext:
@@ -175,9 +199,13 @@ def host_client(
 ) -> Dhis2Client:
     """The native host's client: the saved token, or the browser's DHIS2 session (memory only)."""
     if config.auth == "token":
-        if not config.token:
-            raise NotSignedIn("no personal access token is saved; add one in the extension options")
-        credentials = Credentials(token=config.token)
+        token = config.token_for(config.server)
+        if not token:
+            raise NotSignedIn(
+                f"no personal access token is saved for {config.server}; add one in the"
+                " extension options"
+            )
+        credentials = Credentials(token=token)
     else:
         if not session_cookie:
             raise NotSignedIn("not signed in: log in to DHIMS2 in this browser")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -53,7 +52,8 @@ def configure(message: Message, context: HostContext) -> dict[str, Any]:
         log.warning("replacing an unreadable configuration file")
         saved = config.Config()
     try:
-        updated = dataclasses.replace(saved, **changes)
+        # A new server origin without a new token forgets the old one: it belongs to its server.
+        updated = saved.with_changes(**changes)
     except config.ConfigError as error:
         raise ProtocolError("INVALID_MESSAGE", str(error), {"field": error.field}) from None
     if _insecure(updated):

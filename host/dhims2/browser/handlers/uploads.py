@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import shlex
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from dhims2.sheets.source import RecordSource
     from dhims2.sheets.templates import Template
     from dhims2.workspace.connection import FormContext
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 50
 JOBS_SHOWN = 50
@@ -68,13 +71,14 @@ def uploads(context: HostContext) -> Uploads:
         if existing is not None:
             return existing
         from dhims2.browser.sender import BackgroundSender
+        from dhims2.queue.recovery import open_recovering
         from dhims2.queue.service import UploadSettings
-        from dhims2.queue.store import STORE_FILE_NAME, Store
+        from dhims2.queue.store import STORE_FILE_NAME
         from dhims2.workspace.config import data_dir
         from dhims2.workspace.connection import host_client
 
         _remove_stale_sheet_copies(data_dir())
-        store = Store(data_dir() / STORE_FILE_NAME)
+        store = open_recovering(data_dir() / STORE_FILE_NAME, log.warning)
         state: Uploads
 
         def client_factory() -> Dhis2Client:
