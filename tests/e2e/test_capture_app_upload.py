@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from capture_app import VERSIONS, CaptureForm, block_cdn, capture_build, field, sign_in
+from capture_app import (
+    VERSIONS,
+    CaptureForm,
+    Entry,
+    PlaywrightClerk,
+    as_shown,
+    block_cdn,
+    capture_build,
+    field,
+    in_patient_entries,
+    sign_in,
+    values_of,
+)
 from extension_browser import EXTENSION, ExtensionBrowser, screenshot
 from playwright.sync_api import Page, Playwright, expect
 from test_extension_upload import metadata_with_option_codes
@@ -29,10 +41,11 @@ from conftest import (
     service_worker,
     start_chromium,
 )
+from dhims2_host.metadata import PATIENT_NUMBER_UID
 from dhims2_host.sandbox import Sandbox
 
 DATE_FORMATS = {"v101.21.3": "yyyy-mm-dd", "v106.5.0": "dd-mm-yyyy"}
-PATIENT_NUMBER = "h0Ef6ykTpNB"
+SERVER_VERSIONS = {"v101.21.3": "2.41.3", "v106.5.0": "2.41.9"}  # the DHIS2 that ships each
 REPORT_DATE = "2025-03-07"
 # Test-only fields beside the In-Patient program's 16, for the widgets that program lacks.
 NOTES, REFERRED, WARD = "ClinNotes01", "ReferredIn1", "WardOfAdm01"
@@ -54,38 +67,6 @@ EXTRA_ELEMENTS = [
         },
     },
 ]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One field as the clerk enters it and as DHIS2 must store it."""
-
-    uid: str
-    how: str  # text, date, option, radio, yes_no
-    entered: str
-    stored: str
-
-
-def in_patient_entries(patient_number: str) -> list[Entry]:
-    """The 16 In-Patient fields; option names whose codes differ show the name-to-code step."""
-    return [
-        Entry(PATIENT_NUMBER, "text", patient_number, patient_number),
-        Entry("nk15h7fzCLz", "text", "12 Synthetic Lane, Ho", "12 Synthetic Lane, Ho"),
-        Entry("upqhIcii1iC", "text", "37", "37"),
-        Entry("WZ5rS7QuECT", "option", "years", "years"),
-        Entry("fg8sMCaTOrK", "option", "Female", "F"),
-        Entry("qAWldjTeMIs", "option", "Trader", "Trader"),
-        Entry("Hi8Cp84CnZQ", "option", "Primary", "EDU_PRIMARY"),
-        Entry("HsMaBh3wKed", "date", "2025-03-01", "2025-03-01"),
-        Entry("sIPe9r0NBbq", "date", "2025-03-06", "2025-03-06"),
-        Entry("xpzJAQC4DGe", "option", "Medical", "Medical"),
-        Entry("OMN7CVW4IaY", "option", "Discharged", "Discharged"),
-        Entry("yPXPzceTIvq", "option", "B54 - Unspecified malaria", "B54 - Unspecified malaria"),
-        Entry("O15UNfCqavW", "option", "A00 - Cholera", "A00 - Cholera"),
-        Entry("dsVClbnOnm6", "yes_no", "No", "false"),
-        Entry("fRkwcThGCTM", "text", "250.5", "250.5"),
-        Entry("ETSl9Q3SUOG", "yes_no", "Yes", "true"),
-    ]
 
 
 EXTRA_ENTRIES = [
@@ -111,12 +92,6 @@ def capture_metadata() -> dict[str, Any]:
     return metadata
 
 
-def as_shown(iso_date: str, date_format: str) -> str:
-    """How Capture shows (and the clerk types) a date in the server's date format."""
-    year, month, day = iso_date.split("-")
-    return f"{day}-{month}-{year}" if date_format == "dd-mm-yyyy" else iso_date
-
-
 @dataclass
 class CaptureSession:
     version: str
@@ -126,38 +101,22 @@ class CaptureSession:
     tab: Page
 
     def form(self) -> CaptureForm:
-        return CaptureForm(self.tab, self.version)
+        return CaptureForm(PlaywrightClerk(self.tab), self.version)
 
-    def fill(self, entries: list[Entry]) -> CaptureForm:
+    def fill(self, entries: list[Entry]) -> None:
         """A new event in a new tab, filled in field by field as a clerk does."""
         self.tab.close()
         self.tab = self.browser.context.new_page()
         form = self.form()
         form.open_new(self.sandbox.base_url)
-        form.type_report_date(as_shown(REPORT_DATE, self.date_format))
-        for entry in entries:
-            if entry.how == "text":
-                form.type_text(entry.uid, entry.entered)
-            elif entry.how == "date":
-                form.type_text(entry.uid, as_shown(entry.entered, self.date_format))
-            elif entry.how == "option":
-                form.choose(entry.uid, entry.entered)
-            elif entry.how == "radio":
-                form.choose_radio(entry.uid, entry.entered)
-            else:
-                form.answer(entry.uid, entry.entered == "Yes")
-        return form
+        form.fill(entries, REPORT_DATE, self.date_format)
 
     def stored(self, patient_number: str) -> list[dict[str, Any]]:
         return [
             event
             for event in self.sandbox.stored_events()
-            if values_of(event).get(PATIENT_NUMBER) == patient_number
+            if values_of(event).get(PATIENT_NUMBER_UID) == patient_number
         ]
-
-
-def values_of(event: dict[str, Any]) -> dict[str, str]:
-    return {value["dataElement"]: value["value"] for value in event["dataValues"]}
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -169,7 +128,10 @@ def capture(
     setup = browser_setup(tmp_path_factory.mktemp(f"capture-{version}"))
     date_format = DATE_FORMATS[version]
     with Sandbox(
-        metadata=capture_metadata(), capture_app=build, date_format=date_format
+        metadata=capture_metadata(),
+        version=SERVER_VERSIONS[version],
+        capture_app=build,
+        date_format=date_format,
     ) as sandbox:
         install_host_in(setup)
         configure_host_in(setup, "--server", sandbox.base_url, "--auth", "session")
@@ -177,7 +139,7 @@ def capture(
         block_cdn(context)
         browser = ExtensionBrowser(context, service_worker(context))
         tab = context.new_page()
-        sign_in(tab, sandbox.base_url, sandbox.username, sandbox.password)
+        sign_in(PlaywrightClerk(tab), sandbox.base_url, sandbox.username, sandbox.password)
         yield CaptureSession(version, date_format, sandbox, browser, tab)
         browser.close()
 
@@ -218,7 +180,7 @@ def test_every_field_entered_by_hand_arrives_as_entered(capture: CaptureSession)
     with capture.browser.context.expect_page() as opened:
         popup.click("a.capture-link")
     view = opened.value
-    view_form = CaptureForm(view, capture.version)
+    view_form = CaptureForm(PlaywrightClerk(view), capture.version)
     expect(view).to_have_url(
         f"{capture.sandbox.base_url}/dhis-web-capture/index.html#/viewEvent?viewEventId={event['event']}"
     )
