@@ -19,7 +19,8 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(CHECKOUT / "host"))  # the installer runs before anything is installed
 
-from dhims2_host import config, doctor, installer  # noqa: E402
+from dhims2.setup import doctor, installer  # noqa: E402
+from dhims2.workspace import config  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

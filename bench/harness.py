@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from dhims2_host import __version__
+from dhims2 import __version__
 
 SANDBOX_START_SECONDS = 30.0
 # Longer than any full run takes here: a measurement still waiting then is stuck, not slow.

@@ -30,8 +30,8 @@ import harness
 from harness import INSTANT, BenchError, SandboxServer, console_script, figure, heading, verdict
 from peak_memory import vmhwm_bytes
 
-from dhims2_host.framing import HEADER, FrameError, read_message
-from dhims2_host.synthetic import synthetic_rows, write_csv
+from dhims2.browser.framing import HEADER, FrameError, read_message
+from dhims2.forms.synthetic import synthetic_rows, write_csv
 
 CHROME_ORIGIN = "chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"
 TARGET_HELLO_SECONDS = 0.100
@@ -84,7 +84,7 @@ from peak_memory import vmhwm_bytes
 peak_file = Path(sys.argv.pop(1))
 atexit.register(lambda: peak_file.write_text(str(vmhwm_bytes())))
 sys.argv[0] = "dhims2"
-runpy.run_module("dhims2_host.cli", run_name="__main__")
+runpy.run_module("dhims2.cli", run_name="__main__")
 """
 
 

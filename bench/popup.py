@@ -23,7 +23,7 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
-from dhims2_host import installer
+from dhims2.setup import installer
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 # The browser tests and this benchmark start Chromium the same way.

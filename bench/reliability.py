@@ -49,17 +49,17 @@ sys.path.insert(0, str(REPOSITORY / "bench"))
 
 import harness  # noqa: E402
 
-from dhims2_host.framing import FrameError, read_message  # noqa: E402
-from dhims2_host.metadata import (  # noqa: E402
+from dhims2.browser.framing import FrameError, read_message  # noqa: E402
+from dhims2.browser.protocol import ERROR_CODES  # noqa: E402
+from dhims2.forms.metadata import (  # noqa: E402
     ORG_UNIT_UID,
     PATIENT_NUMBER_UID,
     PROGRAM_UID,
     STAGE_UID,
 )
-from dhims2_host.protocol import ERROR_CODES  # noqa: E402
-from dhims2_host.sandbox import Knobs, Sandbox  # noqa: E402
-from dhims2_host.store import PENDING_STATES, STORE_FILE_NAME, Store  # noqa: E402
-from dhims2_host.synthetic import in_patient_form, synthetic_rows, write_csv  # noqa: E402
+from dhims2.forms.synthetic import in_patient_form, synthetic_rows, write_csv  # noqa: E402
+from dhims2.queue.store import PENDING_STATES, STORE_FILE_NAME, Store  # noqa: E402
+from dhims2.sandbox import Knobs, Sandbox  # noqa: E402
 from host_process import Host, frame  # noqa: E402
 
 EXTENSION_ORIGIN = "chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/"
@@ -73,7 +73,7 @@ SETTLE_POLL_SECONDS = 0.2
 # 10-minute patience for a job that may still be queued.
 RESTART_SETTLE_SECONDS = 30.0
 ADDRESS_MARKER = "Leakcheck Lane"
-MESSAGES_SCHEMA = REPOSITORY / "host" / "dhims2_host" / "schemas" / "messages.json"
+MESSAGES_SCHEMA = REPOSITORY / "host" / "dhims2" / "browser" / "schemas" / "messages.json"
 UNSUCCESSFUL_STATES = ("rejected", "failed", "cancelled")
 
 

@@ -23,14 +23,15 @@ from typing import Any
 import harness
 from harness import REALISTIC, BenchError, SandboxServer, figure, heading, verdict
 
-from dhims2_host.dhis2 import Credentials, Dhis2Client
-from dhims2_host.jobs import JobFollower
-from dhims2_host.mapping import Mapper, RecordDefaults
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.records import SourceRecord
-from dhims2_host.service import UploadService, UploadSettings
-from dhims2_host.store import CREATED, FAILED, REJECTED, UPDATED, Store
-from dhims2_host.synthetic import in_patient_form, synthetic_rows
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.forms.mapping import Mapper, RecordDefaults
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.records import SourceRecord
+from dhims2.forms.synthetic import in_patient_form, synthetic_rows
+from dhims2.queue.jobs import JobFollower
+from dhims2.queue.service import UploadService, UploadSettings
+from dhims2.queue.store import CREATED, FAILED, REJECTED, UPDATED, Store
 
 FINAL_STATES = frozenset({CREATED, UPDATED, REJECTED, FAILED})
 TARGET_MEDIAN_SECONDS = 1.0

@@ -22,15 +22,16 @@ from pathlib import Path
 import harness
 from harness import REALISTIC, BenchError, SandboxServer, figure, heading, rate, verdict
 
-from dhims2_host.config import MAX_BATCH_SIZE
-from dhims2_host.dhis2 import Credentials, Dhis2Client
-from dhims2_host.mapping import Mapper, PreparedRecord, RecordDefaults
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.records import SourceRecord
-from dhims2_host.service import UploadService, UploadSettings
-from dhims2_host.store import CREATED, Store
-from dhims2_host.synthetic import in_patient_form, synthetic_rows
-from dhims2_host.uids import new_uid
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.uids import new_uid
+from dhims2.forms.mapping import Mapper, PreparedRecord, RecordDefaults
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.records import SourceRecord
+from dhims2.forms.synthetic import in_patient_form, synthetic_rows
+from dhims2.queue.service import UploadService, UploadSettings
+from dhims2.queue.store import CREATED, Store
+from dhims2.workspace.config import MAX_BATCH_SIZE
 
 TARGET_SPEEDUP = 50.0  # over the per-record strategy, at 1,000 records
 TARGET_OVER_BUSY = 1.3  # our time over the server's busy time for the same records

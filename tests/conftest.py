@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.uids import new_uid
+from dhims2.dhis2.uids import new_uid
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.sandbox import Sandbox
 
 # A complete, valid In-Patient record; every value is made up.
 SYNTHETIC_VALUES = {

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dhims2_host.framing import FrameError, read_message
+from dhims2.browser.framing import FrameError, read_message
 
 HOST_PROGRAM = Path(sys.executable).parent / "dhims2-host"
 TIMEOUT = 15.0

@@ -11,14 +11,14 @@ from collections import Counter
 
 import pytest
 
-from dhims2_host.synthetic import synthetic_rows, write_csv
+from dhims2.forms.synthetic import synthetic_rows, write_csv
 
 PYTHON = sys.executable
 
 
 def dhims2(*args, env, timeout=120, stdin=None):
     return subprocess.run(
-        [PYTHON, "-m", "dhims2_host.cli", *args],
+        [PYTHON, "-m", "dhims2.cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -175,7 +175,7 @@ def test_killed_mid_upload_and_restarted_stores_every_record_once(
     path = sheet(tmp_path, total)
     args = ["upload", str(path), *server_args(sandbox), "--batch-size", "10", "--json"]
     process = subprocess.Popen(
-        [PYTHON, "-m", "dhims2_host.cli", *args],
+        [PYTHON, "-m", "dhims2.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,8 +10,8 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from dhims2_host import config
-from dhims2_host.config import Config, ConfigError
+from dhims2.workspace import config
+from dhims2.workspace.config import Config, ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -13,21 +13,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from dhims2_host.dhis2 import (
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import (
     BadServerResponse,
-    Credentials,
-    Dhis2Client,
     InsecureServer,
     InvalidInput,
     NotSignedIn,
     RequestRejected,
-    RetryPolicy,
     ServerError,
     ServerUnreachable,
 )
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.uids import new_uid
+from dhims2.dhis2.transport import RetryPolicy
+from dhims2.dhis2.uids import new_uid
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.sandbox import Sandbox
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01)
 JOB_ID = "LkXBUdIgbe3"
@@ -330,7 +330,7 @@ def test_retry_after_is_honoured_up_to_the_cap(
     busy = json_reply({"message": "slow down"}, 429, **{"Retry-After": "7"})
     scripted.script("/api/system/info", busy, json_reply({"version": "2.41.3"}))
     policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.05)
-    caplog.set_level(logging.INFO, logger="dhims2_host.dhis2")
+    caplog.set_level(logging.INFO, logger="dhims2.dhis2.transport")
     with Dhis2Client(scripted.origin, TOKEN, retry=policy) as client:
         assert client.server_info().version_text == "2.41.3"
     assert scripted.count("/api/system/info") == 2
@@ -343,7 +343,7 @@ def test_retry_after_below_the_cap_is_waited_out(
     busy = json_reply({"message": "slow down"}, 429, **{"Retry-After": "1"})
     scripted.script("/api/system/info", busy, json_reply({"version": "2.41.3"}))
     policy = RetryPolicy(attempts=2, base_delay=0.001, max_delay=30)
-    caplog.set_level(logging.INFO, logger="dhims2_host.dhis2")
+    caplog.set_level(logging.INFO, logger="dhims2.dhis2.transport")
     with Dhis2Client(scripted.origin, TOKEN, retry=policy) as client:
         client.server_info()
     assert "in 1.00 s" in caplog.text
@@ -412,7 +412,7 @@ def test_logs_never_hold_secrets_or_query_values(
 ) -> None:
     scripted.script("/events/api/tracker/events", json_reply({"instances": []}))
     scripted.script("/events/api/system/info", json_reply({"version": "2.41.3"}))
-    caplog.set_level(logging.DEBUG, logger="dhims2_host.dhis2")
+    caplog.set_level(logging.DEBUG, logger="dhims2.dhis2.transport")
     credentials = Credentials(username="clerk", password="Sandbox-Pass-1")
     with scripted_client(scripted, credentials) as client:
         assert list(client.list_events("fFYTJRzD2qq", org_unit="duCDqCRlWG1")) == []
@@ -637,3 +637,19 @@ def test_legacy_import_of_an_existing_event_updates_it(inpatient_event: EventBui
         again = client.import_legacy_events([event])
         assert (again["stats"]["created"], again["stats"]["updated"]) == (0, 1)
         assert len(old_server.stored_events()) == 1
+
+
+def test_a_tls_failure_is_logged_and_chained(
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An https:// client talking to a plain-http port fails in the TLS handshake.
+    https_origin = scripted.origin.replace("http://", "https://")
+    caplog.set_level(logging.WARNING, logger="dhims2.dhis2.transport")
+    with (
+        Dhis2Client(https_origin, TOKEN, retry=RetryPolicy(attempts=1)) as client,
+        pytest.raises(ServerUnreachable, match="secure connection") as raised,
+    ):
+        client.server_info()
+    assert isinstance(raised.value.__cause__, requests.exceptions.SSLError)
+    assert "secure connection failed" in caplog.text
+    assert TOKEN.token not in caplog.text

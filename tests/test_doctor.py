@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host import doctor, installer
-from dhims2_host.doctor import COMMUNICATION_ERROR, EXITED, FORBIDDEN, INVALID_NAME, NOT_FOUND
-from dhims2_host.installer import ExtensionIdentity, Installation, System
+from dhims2.setup import doctor, installer
+from dhims2.setup.doctor import COMMUNICATION_ERROR, EXITED, FORBIDDEN, INVALID_NAME, NOT_FOUND
+from dhims2.setup.installer import ExtensionIdentity, Installation, System
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 IDENTITY = installer.extension_identity(CHECKOUT / "extension" / "manifest.json")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dhims2_host.framing import (
+from dhims2.browser.framing import (
     MAX_INBOUND_BYTES,
     MAX_OUTBOUND_BYTES,
     FrameError,

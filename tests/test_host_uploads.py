@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.synthetic import synthetic_rows, write_csv
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.synthetic import synthetic_rows, write_csv
 from host_process import Host
 from test_templates import DHIMS2_HEADER, dhims2_row
 from test_xlsx import write_workbook
@@ -58,7 +58,7 @@ def until_batch_settles(host: Host, batch: str) -> list[dict[str, Any]]:
 
 def captured_form(**changes: Any) -> dict[str, Any]:
     row = next(synthetic_rows(1, tag="F"))
-    from dhims2_host.synthetic import in_patient_form
+    from dhims2.forms.synthetic import in_patient_form
 
     form = in_patient_form()
     values = {}

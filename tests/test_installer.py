@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host import installer
-from dhims2_host.framing import read_message
-from dhims2_host.installer import Installation, InstallError, System
+from dhims2.browser.framing import read_message
+from dhims2.setup import installer
+from dhims2.setup.installer import Installation, InstallError, System
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 INSTALL_PY = CHECKOUT / "install.py"
@@ -211,7 +211,7 @@ def test_windows_gets_registry_keys_pointing_at_one_manifest_per_family(tmp_path
     launcher = (tmp_path / "data" / "dhims2-host.bat").read_bytes()
     assert launcher == (
         b'@echo off\r\n"C:\\Users\\clerk\\venv\\Scripts\\python.exe" '
-        b"-m dhims2_host.native_host %*\r\n"
+        b"-m dhims2.browser.native_host %*\r\n"
     )
 
 
@@ -428,7 +428,7 @@ def test_install_py_runs_on_a_bare_python_and_no_venv_needs_the_host_installed(
         check=False,
     )
     assert result.returncode == 1, result.stdout
-    assert "cannot import dhims2_host.native_host" in result.stderr
+    assert "cannot import dhims2.browser.native_host" in result.stderr
     assert "leave out --no-venv" in result.stderr
     assert (tmp_path / ".local/share/dhims2-uploader").is_dir()  # found without platformdirs
 

@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dhims2_host.dhis2 import Credentials, Dhis2Client, InvalidInput, NotSignedIn, RetryPolicy
-from dhims2_host.jobs import COMPLETED, FAILED, FORGOTTEN, RUNNING, JobFollower, JobOutcome
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.uids import new_uid
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import InvalidInput, NotSignedIn
+from dhims2.dhis2.transport import RetryPolicy
+from dhims2.dhis2.uids import new_uid
+from dhims2.queue.jobs import COMPLETED, FAILED, FORGOTTEN, RUNNING, JobFollower, JobOutcome
+from dhims2.sandbox import Sandbox
 
 FOLLOW_TIMEOUT = 20.0  # only reached when a test is failing
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01)

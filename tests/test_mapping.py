@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dhims2_host.mapping import Mapper, PreparedRecord, RecordDefaults, RecordError
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.program import ProgramForm
-from dhims2_host.records import SourceRecord, read_json, read_records
+from dhims2.forms.mapping import Mapper, PreparedRecord, RecordDefaults, RecordError
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.program import ProgramForm
+from dhims2.forms.records import SourceRecord
+from dhims2.sheets.reading import read_json, read_records
 from test_program import (
     SYNTHETIC_ORG_UNITS,
     bundled_program,
@@ -559,7 +560,7 @@ def test_errors_found_while_reading_stay_with_the_record(mapper: Mapper) -> None
 
 
 def test_the_bundled_demo_sheet_has_exactly_its_three_invalid_records(mapper: Mapper) -> None:
-    resource = resources.files("dhims2_host").joinpath("data/demo-records.csv")
+    resource = resources.files("dhims2").joinpath("data/demo-records.csv")
     with resources.as_file(resource) as path:
         prepared = [mapper.prepare(record) for record in read_records(Path(path))]
     assert 10 <= len(prepared) <= 14

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host import __version__
+from dhims2 import __version__
 from host_process import TIMEOUT, Host, frame
 
 CHROME_ARGV = ["chrome-extension://lmooednijlmlhdgpkpcalnlmkcmdpfim/", "--parent-window=0"]
@@ -46,13 +46,13 @@ ALL_TYPES = sorted(
 EXTRA_HANDLERS = textwrap.dedent(
     """
     import atexit, os
-    from dhims2_host import handlers
+    from dhims2.browser import dispatch, handlers  # noqa: F401 (registers them)
 
-    @handlers.register("crash", "ping")
+    @dispatch.register("crash", "ping")
     def crash(message, context):
         raise RuntimeError(os.environ["SYNTHETIC_PATIENT"])
 
-    @handlers.register("slow", "ping")
+    @dispatch.register("slow", "ping")
     def slow(message, context):
         context.on_shutdown(lambda: open(os.environ["SHUTDOWN_MARK"], "w").close())
         context.push({"type": "batch.progress", "batch": "b-1", "done": 0})
@@ -321,8 +321,8 @@ def test_many_requests_in_one_burst_are_each_answered_once(host: Host) -> None:
 
 
 def test_a_message_type_can_have_only_one_handler() -> None:
-    from dhims2_host import handlers
+    from dhims2.browser import dispatch, handlers  # noqa: F401 (registers them)
 
     with pytest.raises(ValueError, match="'ping' already has a handler"):
-        handlers.register("ping")(lambda message, context: {})
-    assert handlers.capabilities() == ALL_TYPES
+        dispatch.register("ping")(lambda message, context: {})
+    assert dispatch.capabilities() == ALL_TYPES

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID, bundled_metadata
-from dhims2_host.program import ProgramForm
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID, bundled_metadata
+from dhims2.forms.program import ProgramForm
 
 SYNTHETIC_PROGRAM = "prSynthet01"
 SYNTHETIC_STAGE = "stSynthet01"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from dhims2_host import __version__, protocol
-from dhims2_host.config import ConfigError
-from dhims2_host.framing import MAX_OUTBOUND_BYTES, encode_message
-from dhims2_host.protocol import ProtocolError
+from dhims2 import __version__
+from dhims2.browser import protocol
+from dhims2.browser.framing import MAX_OUTBOUND_BYTES, encode_message
+from dhims2.browser.protocol import ProtocolError
+from dhims2.workspace.config import ConfigError
 
 PROTOCOL_DOC = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
 FORM = {

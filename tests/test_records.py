@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host.records import (
-    InputError,
-    SourceRecord,
-    open_records,
-    read_csv,
-    read_json,
-    read_records,
-)
+from dhims2.forms.records import SourceRecord
+from dhims2.sheets.reading import open_records, read_csv, read_json, read_records
+from dhims2.sheets.source import InputError
 
 HEADER = ["Patient number", "Age", "Gender (morbidity/mortality)"]
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from dhims2_host.sandbox import Sandbox
+from dhims2.sandbox import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 

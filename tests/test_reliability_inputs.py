@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dhims2_host.records import InputError, read_records
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.synthetic import synthetic_rows
+from dhims2.forms.synthetic import synthetic_rows
+from dhims2.sandbox import Sandbox
+from dhims2.sheets.reading import read_records
+from dhims2.sheets.source import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from dhims2_host.dhis2 import Credentials, Dhis2Client
-from dhims2_host.metadata import PROGRAM_UID, STAGE_UID
-from dhims2_host.retention import SECONDS_PER_DAY, check_retention_days, purge_expired
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.sender import BackgroundSender
-from dhims2_host.store import CREATED, QUEUED, REJECTED, STORE_FILE_NAME, NewRecord, Store
-from dhims2_host.uids import new_uid
+from dhims2.browser.sender import BackgroundSender
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.uids import new_uid
+from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID
+from dhims2.queue.retention import SECONDS_PER_DAY, check_retention_days, purge_expired
+from dhims2.queue.store import CREATED, QUEUED, REJECTED, STORE_FILE_NAME, NewRecord, Store
+from dhims2.sandbox import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -91,7 +92,7 @@ def test_plain_http_to_another_computer_is_refused_unless_the_user_allows_it(
             assert refused["error"]["code"] == "INSECURE_SERVER"
             cli = subprocess.run(
                 [
-                    *(sys.executable, "-m", "dhims2_host.cli", "upload"),
+                    *(sys.executable, "-m", "dhims2.cli", "upload"),
                     str(workspace.root / sheet.message["name"]),
                     *("--server", remote.base_url, "--token", token),
                 ],

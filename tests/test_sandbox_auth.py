@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from dhims2_host.sandbox import Sandbox
+from dhims2.sandbox import Sandbox
 
 UNAUTHORIZED = {
     "httpStatus": "Unauthorized",

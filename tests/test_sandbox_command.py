@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 
-COMMAND = [sys.executable, "-m", "dhims2_host.cli", "sandbox"]
+COMMAND = [sys.executable, "-m", "dhims2.cli", "sandbox"]
 
 
 @pytest.fixture

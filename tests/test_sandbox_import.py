@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID, bundled_metadata
-from dhims2_host.sandbox import Sandbox
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID, bundled_metadata
+from dhims2.sandbox import Sandbox
 
 USER_UID = "xE7jOejl9FI"
 OUT_OF_SCOPE_UNIT = "Zq8NvB3xLeA"  # in the program, not in the clerk's capture scope

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dhims2_host.sandbox import Knobs, Sandbox
+from dhims2.sandbox import Knobs, Sandbox
 
 AGE = "upqhIcii1iC"
 NOT_AGE = "value_not_zero_or_positive_integer"

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from dhims2_host.sandbox import Knobs, Sandbox
+from dhims2.sandbox import Knobs, Sandbox
 
 
 def test_latency_delays_every_answer(sandbox, sandbox_client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID
 
 
 def signed_in(sandbox) -> requests.Session:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dhims2_host.sandbox.fields import parse_fields, select_fields
-from dhims2_host.sandbox.validation import value_type_problem
-from dhims2_host.sandbox.version import ServerVersion
-from dhims2_host.sandbox.webmessage import BadRequest
+from dhims2.sandbox.fields import parse_fields, select_fields
+from dhims2.sandbox.validation import value_type_problem
+from dhims2.sandbox.version import ServerVersion
+from dhims2.sandbox.webmessage import BadRequest
 
 VALUE_TYPES = [
     ("TEXT", ["anything", "", "x" * 50_000], []),

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.program import ProgramForm
-from dhims2_host.schema import STATUSES, EventValidator, event_schema, format_checker
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.program import ProgramForm
+from dhims2.forms.schema import STATUSES, EventValidator, event_schema, format_checker
 from test_program import (
     SYNTHETIC_ORG_UNITS,
     SYNTHETIC_PROGRAM,

@@ -9,15 +9,18 @@ from collections import Counter
 
 import pytest
 
-from dhims2_host import store as states
-from dhims2_host.dhis2 import Credentials, Dhis2Client, NotSignedIn, RetryPolicy
-from dhims2_host.jobs import JobFollower
-from dhims2_host.mapping import Mapper, RecordDefaults
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
-from dhims2_host.records import SourceRecord
-from dhims2_host.service import UploadService, UploadSettings
-from dhims2_host.store import Store
-from dhims2_host.synthetic import in_patient_form, synthetic_rows
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.credentials import Credentials
+from dhims2.dhis2.errors import NotSignedIn
+from dhims2.dhis2.transport import RetryPolicy
+from dhims2.forms.mapping import Mapper, RecordDefaults
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.records import SourceRecord
+from dhims2.forms.synthetic import in_patient_form, synthetic_rows
+from dhims2.queue import store as states
+from dhims2.queue.jobs import JobFollower
+from dhims2.queue.service import UploadService, UploadSettings
+from dhims2.queue.store import Store
 
 FAST_RETRY = RetryPolicy(attempts=8, base_delay=0.01, max_delay=0.05)
 GENDER = "fg8sMCaTOrK"
@@ -270,7 +273,7 @@ def test_listener_hears_every_record_reach_its_outcome(sandbox, store, client):
 
 
 def test_servers_without_the_tracker_api_use_the_legacy_import(store):
-    from dhims2_host.sandbox import Sandbox
+    from dhims2.sandbox import Sandbox
 
     with (
         Sandbox(version="2.35.0") as old_server,

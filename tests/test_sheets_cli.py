@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from dhims2_host.mapping import Mapper, RecordDefaults
-from dhims2_host.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
-from dhims2_host.records import RecordSource, SourceRecord
-from dhims2_host.sheets import (
+from dhims2.forms.mapping import Mapper, RecordDefaults
+from dhims2.forms.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
+from dhims2.forms.records import SourceRecord
+from dhims2.forms.synthetic import in_patient_form
+from dhims2.sheets.preparation import (
     DUPLICATE_RECORD,
     ColumnError,
     prepared_records,
     reason_text,
     write_invalid_rows,
 )
-from dhims2_host.synthetic import in_patient_form
+from dhims2.sheets.source import RecordSource
 from test_cli import dhims2, server_args
 from test_mapping import VALID_ROW
 from test_templates import DHIMS2_HEADER, dhims2_row, dhims2_sheet
@@ -188,7 +189,7 @@ def test_bad_templates_and_columns_stop_before_anything_is_sent(sandbox, tmp_pat
 def template_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`dhims2 template ...` in its own process."""
     return subprocess.run(
-        [sys.executable, "-m", "dhims2_host.cli", "template", *args],
+        [sys.executable, "-m", "dhims2.cli", "template", *args],
         env=env,
         capture_output=True,
         text=True,

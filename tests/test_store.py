@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from dhims2_host import store as states
-from dhims2_host.store import MIGRATIONS, NewRecord, Store, StoreError
-from dhims2_host.uids import new_uid
+from dhims2.dhis2.uids import new_uid
+from dhims2.queue import store as states
+from dhims2.queue.store import MIGRATIONS, NewRecord, Store, StoreError
 
 SERVER = "http://127.0.0.1:1/events"
 

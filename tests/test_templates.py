@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from dhims2_host.mapping import PreparedRecord, RecordDefaults
-from dhims2_host.metadata import ORG_UNIT_UID
-from dhims2_host.records import RecordSource, SourceRecord, open_records
-from dhims2_host.synthetic import in_patient_form
-from dhims2_host.template_suggestion import suggest_template
-from dhims2_host.templates import (
+from dhims2.forms.mapping import PreparedRecord, RecordDefaults
+from dhims2.forms.metadata import ORG_UNIT_UID
+from dhims2.forms.records import SourceRecord
+from dhims2.forms.synthetic import in_patient_form
+from dhims2.sheets.reading import open_records
+from dhims2.sheets.source import RecordSource
+from dhims2.sheets.suggestion import suggest_template
+from dhims2.sheets.templates import (
     BoundTemplate,
     Template,
     TemplateError,

@@ -14,10 +14,11 @@ import pytest
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from dhims2_host.mapping import Mapper, RecordDefaults
-from dhims2_host.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
-from dhims2_host.records import InputError, open_records, read_records
-from dhims2_host.synthetic import in_patient_form
+from dhims2.forms.mapping import Mapper, RecordDefaults
+from dhims2.forms.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
+from dhims2.forms.synthetic import in_patient_form
+from dhims2.sheets.reading import open_records, read_records
+from dhims2.sheets.source import InputError
 
 DISCHARGE_UID = "sIPe9r0NBbq"
 # Excel's own display formats for the cells a clerk types.

@@ -16,7 +16,7 @@ from typing import Protocol
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from dhims2_host.metadata import ORG_UNIT_UID, PATIENT_NUMBER_UID, PROGRAM_UID
+from dhims2.forms.metadata import ORG_UNIT_UID, PATIENT_NUMBER_UID, PROGRAM_UID
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BUILDS = CHECKOUT.parent / "shared" / "capture-app"

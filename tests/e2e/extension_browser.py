@@ -9,8 +9,8 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Locator, Page, Worker, expect
 
-from dhims2_host import installer
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID
+from dhims2.setup import installer
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 EXTENSION = CHECKOUT / "extension"

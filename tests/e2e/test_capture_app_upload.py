@@ -41,8 +41,8 @@ from conftest import (
     service_worker,
     start_chromium,
 )
-from dhims2_host.metadata import PATIENT_NUMBER_UID
-from dhims2_host.sandbox import Sandbox
+from dhims2.forms.metadata import PATIENT_NUMBER_UID
+from dhims2.sandbox import Sandbox
 
 DATE_FORMATS = {"v101.21.3": "yyyy-mm-dd", "v106.5.0": "dd-mm-yyyy"}
 SERVER_VERSIONS = {"v101.21.3": "2.41.3", "v106.5.0": "2.41.9"}  # the DHIS2 that ships each

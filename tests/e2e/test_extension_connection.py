@@ -11,8 +11,8 @@ from typing import Any
 from extension_browser import screenshot, sign_in
 from playwright.sync_api import Page, expect
 
-from dhims2_host.metadata import ORG_UNIT_UID
-from dhims2_host.sandbox import Sandbox
+from dhims2.forms.metadata import ORG_UNIT_UID
+from dhims2.sandbox import Sandbox
 
 
 def closed_port_server() -> str:

@@ -14,8 +14,8 @@ import pytest
 from extension_browser import ExtensionBrowser, press_tab_until_focused, screenshot, sign_in
 from playwright.sync_api import Page, expect
 
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.synthetic import synthetic_rows
+from dhims2.forms.synthetic import synthetic_rows
+from dhims2.sandbox import Sandbox
 from test_templates import DHIMS2_HEADER, dhims2_row
 from test_xlsx import write_workbook
 

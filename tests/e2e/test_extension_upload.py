@@ -19,9 +19,9 @@ from extension_browser import (
 )
 from playwright.sync_api import Page, expect
 
-from dhims2_host.metadata import bundled_metadata
-from dhims2_host.sandbox import Sandbox
-from dhims2_host.synthetic import synthetic_rows, write_csv
+from dhims2.forms.metadata import bundled_metadata
+from dhims2.forms.synthetic import synthetic_rows, write_csv
+from dhims2.sandbox import Sandbox
 
 AGE = "upqhIcii1iC"
 GENDER = "fg8sMCaTOrK"

@@ -14,8 +14,8 @@ from firefox import FIREFOX, Firefox
 from test_extension_upload import metadata_with_option_codes
 
 from conftest import browser_setup, configure_host_in, install_host_in
-from dhims2_host.metadata import PATIENT_NUMBER_UID
-from dhims2_host.sandbox import Sandbox
+from dhims2.forms.metadata import PATIENT_NUMBER_UID
+from dhims2.sandbox import Sandbox
 
 VERSION = "v106.5.0"
 REPORT_DATE = "2025-03-07"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from dhims2_host.metadata import ORG_UNIT_UID, PROGRAM_UID, bundled_metadata
+from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, bundled_metadata
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

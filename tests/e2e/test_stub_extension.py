@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Worker
 
-from dhims2_host import __version__, handlers, installer
-from dhims2_host.doctor import FORBIDDEN, NOT_FOUND
+from dhims2 import __version__
+from dhims2.browser import dispatch, handlers  # noqa: F401 (registers them)
+from dhims2.setup import installer
+from dhims2.setup.doctor import FORBIDDEN, NOT_FOUND
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 20.0
@@ -45,7 +47,7 @@ def test_the_real_host_says_hello_and_answers_through_chromium(
         "type": "hello",
         "version": __version__,
         "protocol": 1,
-        "capabilities": handlers.capabilities(),
+        "capabilities": dispatch.capabilities(),
     }
     assert reply == {"id": "r-1", "ok": True, "version": __version__, "protocol": 1}
 

@@ -1,0 +1,112 @@
+"""`dhims2 status [BATCH] [--follow]`: what happened to uploads, and following them to the end."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from dhims2.workspace.connection import add_server_arguments
+
+if TYPE_CHECKING:
+    from dhims2.cli.report import ProgressLine
+    from dhims2.queue.service import Interruption
+    from dhims2.queue.store import Store
+
+WATCH_INTERVAL = 1.0
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("batch", nargs="?", help="a batch id; without it, the recent batches")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="send what is still queued and follow DHIS2's jobs until every record is settled",
+    )
+    parser.add_argument("--timeout", type=float, help="with --follow, stop after SECONDS")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_server_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dhims2.cli.report import exit_status, print_batch
+    from dhims2.queue.retention import purge_expired
+    from dhims2.workspace.config import load_config
+    from dhims2.workspace.connection import UsageError, open_store
+
+    with open_store() as store:
+        purge_expired(store, load_config().retention_days)
+        if args.batch is None:
+            if args.follow:
+                raise UsageError("--follow needs a batch id (see `dhims2 status`)")
+            return _list_batches(store, as_json=args.json)
+        summary = store.batch(args.batch)
+        if summary is None:
+            raise UsageError(f"no batch {args.batch} on this computer (see `dhims2 status`)")
+        status = 0
+        if args.follow and summary.pending:
+            status = follow(args, store, args.batch)
+        print_batch(store, args.batch, as_json=args.json)
+        return status or exit_status(store.batch(args.batch))
+
+
+def follow(args: argparse.Namespace, store: Store, batch_id: str) -> int:
+    """Sends and follows the batch's server's pending work; another sender is watched instead."""
+    from dhims2.cli.report import ProgressLine
+    from dhims2.queue.service import UploadService, run_service
+    from dhims2.workspace.config import load_config
+    from dhims2.workspace.connection import open_client
+
+    summary = store.batch(batch_id)
+    config = load_config()
+    if not getattr(args, "server", None):
+        args.server = summary.server
+    progress = ProgressLine(batch_id)
+    with open_client(args, config) as client:
+        service = UploadService(store, client, listener=progress)
+        interruption = run_service(service, timeout=args.timeout)
+    if interruption is not None and interruption.code == "BUSY":
+        interruption = _watch(store, batch_id, progress, args.timeout)
+    progress.finish()
+    if interruption is not None:
+        print(f"{interruption}", file=sys.stderr)
+        return interruption.exit_status
+    return 0
+
+
+def _watch(
+    store: Store, batch_id: str, progress: ProgressLine, timeout: float | None
+) -> Interruption | None:
+    """Another process is sending: show its progress from the shared store until it is done."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        summary = store.batch(batch_id)
+        progress({"type": "batch.progress", **summary.to_json()})
+        if not summary.pending or (deadline is not None and time.monotonic() >= deadline):
+            return None
+        time.sleep(WATCH_INTERVAL)
+
+
+def _list_batches(store: Store, *, as_json: bool) -> int:
+    batches = store.list_batches(limit=20)
+    if as_json:
+        print(json.dumps({"batches": [batch.to_json() for batch in batches]}))
+        return 0
+    if not batches:
+        print("No uploads on this computer yet.")
+        return 0
+    print(
+        f"{'batch':<12} {'when':<17} {'total':>6} {'created':>8} {'updated':>8} "
+        f"{'rejected':>9} {'failed':>7} {'pending':>8}  source"
+    )
+    for batch in batches:
+        counts = batch.to_json()
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created_at))
+        print(
+            f"{batch.id:<12} {when:<17} {counts['total']:>6} {counts['created']:>8} "
+            f"{counts['updated']:>8} {counts['rejected']:>9} {counts['failed']:>7} "
+            f"{counts['pending']:>8}  {batch.source}"
+        )
+    return 0

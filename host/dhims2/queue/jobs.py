@@ -1,0 +1,287 @@
+"""Following many asynchronous tracker import jobs, from one thread, to DHIS2's real outcome.
+
+What a job's answers mean is in docs/dhis2-tracker-api.md: a notification list, newest first,
+finished when any entry has `completed: true`; `[]` while queued and once the server has
+forgotten the job; a report that may lag behind the completed notification or never come.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.errors import Dhis2Error, InvalidInput
+from dhims2.dhis2.uids import is_uid
+
+logger = logging.getLogger(__name__)
+
+COMPLETED = "completed"
+FAILED = "failed"
+FORGOTTEN = "forgotten"
+RUNNING = "running"
+
+BACKOFF_FACTOR = 1.5
+RUNNING_MAX_POLL = 1.0
+# A job that ended with an exception never gets a report; this many 404s after its ERROR
+# completion (spread over a few growing poll intervals) tell it apart from a report that is late.
+REPORT_MISSES_BEFORE_FAILED = 5
+
+ProgressCallback = Callable[[str, list[str]], None]
+
+
+@dataclass
+class JobOutcome:
+    job_id: str
+    state: str
+    report: dict | None
+    messages: list[str]
+    error: str | None
+
+
+@dataclass
+class _TrackedJob:
+    job_id: str
+    submitted_at: float
+    interval: float
+    next_poll_at: float
+    messages: list[str] = field(default_factory=list)
+    started: bool = False
+    completed_at: float | None = None
+    report_misses: int = 0
+
+    def outcome(
+        self, state: str, report: dict | None = None, error: str | None = None
+    ) -> JobOutcome:
+        return JobOutcome(self.job_id, state, report, list(self.messages), error)
+
+
+@dataclass
+class _QueueEvidence:
+    """What all jobs followed so far say about the server's single import queue.
+
+    Kept across `follow` calls: a caller that follows again after each finished job must not
+    forget that a later job has already started.
+    """
+
+    latest_started_submitted_at: float = -math.inf
+    last_progress_at: float = -math.inf
+
+
+class JobFollower:
+    """Polls every job on its own schedule and yields each outcome as soon as it is known."""
+
+    def __init__(
+        self,
+        client: Dhis2Client,
+        *,
+        first_poll: float = 0.2,
+        max_poll: float = 5.0,
+        report_grace: float = 30.0,
+        forget_after: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        for name, value in (
+            ("first_poll", first_poll),
+            ("max_poll", max_poll),
+            ("report_grace", report_grace),
+            ("forget_after", forget_after),
+        ):
+            if not _is_seconds(value) or value <= 0:
+                raise InvalidInput(f"{name} must be a positive number of seconds")
+        if max_poll < first_poll:
+            raise InvalidInput("max_poll must not be shorter than first_poll")
+        self._client = client
+        self._first_poll = float(first_poll)
+        self._max_poll = float(max_poll)
+        self._report_grace = float(report_grace)
+        self._forget_after = float(forget_after)
+        self._clock = clock
+        self._sleep = sleep
+        self._evidence = _QueueEvidence()
+
+    def follow(
+        self,
+        jobs: Sequence[tuple[str, float]],
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[JobOutcome]:
+        """Yield one outcome per job: each as soon as it is known, the rest as "running" once
+        `timeout` seconds have passed.
+
+        `jobs` are (job id, submitted_at) pairs in submission order; submitted_at is on this
+        follower's clock (time.monotonic by default; pass the current time for jobs restored
+        after a restart). `on_progress(job_id, messages)` hears each change of a job's server
+        messages, oldest first. Setting `stop` ends the follow at once, like a timeout: the
+        remaining jobs are yielded as "running". NotSignedIn and other non-transient errors
+        propagate.
+        """
+        if timeout is not None and (not _is_seconds(timeout) or timeout < 0):
+            raise InvalidInput("timeout must be a number of seconds >= 0, or None")
+        tracked = self._tracked(jobs)
+        return self._follow(tracked, timeout, on_progress, stop)
+
+    def _tracked(self, jobs: Sequence[tuple[str, float]]) -> list[_TrackedJob]:
+        if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
+            raise InvalidInput("jobs must be a list of (job id, submitted_at) pairs")
+        now = self._clock()
+        tracked: list[_TrackedJob] = []
+        seen: set[str] = set()
+        for position, pair in enumerate(jobs):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise InvalidInput(f"jobs[{position}] is not a (job id, submitted_at) pair")
+            job_id, submitted_at = pair
+            if not is_uid(job_id):
+                raise InvalidInput(f"jobs[{position}]: the job id is not a DHIS2 UID")
+            if not _is_seconds(submitted_at):
+                raise InvalidInput(f"jobs[{position}]: submitted_at is not a number")
+            if job_id in seen:
+                raise InvalidInput(f"jobs[{position}]: job {job_id} is listed twice")
+            seen.add(job_id)
+            # A submission time ahead of our clock (another clock's value) must not stall polling.
+            submitted_at = min(float(submitted_at), now)
+            tracked.append(
+                _TrackedJob(
+                    job_id=job_id,
+                    submitted_at=submitted_at,
+                    interval=self._first_poll,
+                    next_poll_at=submitted_at + self._first_poll,
+                )
+            )
+        return tracked
+
+    def _follow(
+        self,
+        pending: list[_TrackedJob],
+        timeout: float | None,
+        on_progress: ProgressCallback | None,
+        stop: threading.Event | None,
+    ) -> Iterator[JobOutcome]:
+        deadline = None if timeout is None else self._clock() + timeout
+        evidence = self._evidence
+        while pending:
+            now = self._clock()
+            if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
+                break
+            for job in pending:
+                # Only a clock that stepped back can leave a poll further away than its interval.
+                job.next_poll_at = min(job.next_poll_at, now + job.interval)
+            due = [job for job in pending if job.next_poll_at <= now]
+            if not due:
+                wake_at = min(job.next_poll_at for job in pending)
+                if deadline is not None:
+                    wake_at = min(wake_at, deadline)
+                pause = max(0.0, wake_at - now)
+                if stop is not None:
+                    stop.wait(pause)
+                else:
+                    self._sleep(pause)
+                continue
+            for job in due:
+                outcome = self._poll(job, evidence, on_progress)
+                if outcome is not None:
+                    pending.remove(job)
+                    logger.info("job %s: %s", job.job_id, outcome.state)
+                    yield outcome
+        for job in pending:
+            yield job.outcome(RUNNING)
+
+    def _poll(
+        self,
+        job: _TrackedJob,
+        evidence: _QueueEvidence,
+        on_progress: ProgressCallback | None,
+    ) -> JobOutcome | None:
+        now = self._clock()
+        try:
+            notifications = self._client.job_notifications(job.job_id)
+        except Dhis2Error as error:
+            return self._after_error(job, now, error)
+        if not notifications:
+            return self._settle_silent(job, now, evidence)
+        messages = [entry["message"] for entry in reversed(notifications)]
+        changed = messages != job.messages
+        job.messages = messages
+        job.started = True
+        evidence.latest_started_submitted_at = max(
+            evidence.latest_started_submitted_at, job.submitted_at
+        )
+        if changed:
+            evidence.last_progress_at = now
+            if on_progress is not None:
+                on_progress(job.job_id, list(messages))
+        final = next((entry for entry in notifications if entry["completed"]), None)
+        if final is not None:
+            return self._settle_completed(job, now, final, changed)
+        self._schedule(job, now, changed)
+        return None
+
+    def _settle_completed(
+        self, job: _TrackedJob, now: float, final: dict, changed: bool
+    ) -> JobOutcome | None:
+        if job.completed_at is None:
+            job.completed_at = now
+        try:
+            report = self._client.job_report(job.job_id)
+        except Dhis2Error as error:
+            return self._after_error(job, now, error)
+        if report is not None:
+            return job.outcome(COMPLETED, report)
+        if final["level"] == "ERROR":
+            job.report_misses += 1
+            if job.report_misses >= REPORT_MISSES_BEFORE_FAILED:
+                return job.outcome(FAILED, error=final["message"])
+        elif now - job.completed_at >= self._report_grace:
+            return job.outcome(FORGOTTEN)
+        self._schedule(job, now, changed)
+        return None
+
+    def _settle_silent(
+        self, job: _TrackedJob, now: float, evidence: _QueueEvidence
+    ) -> JobOutcome | None:
+        """An empty notification list: queued, or lost by the server."""
+        # DHIS2 2.41 runs tracker imports one at a time in arrival order: if this job was seen
+        # running before, or a job submitted after it has started, it cannot still be queued.
+        lost = job.started or evidence.latest_started_submitted_at > job.submitted_at
+        # Otherwise it may be waiting behind other work: give up only once the whole queue we
+        # can see has been still for forget_after.
+        quiet_since = max(job.submitted_at, evidence.last_progress_at)
+        if not lost and now - quiet_since < self._forget_after:
+            self._schedule(job, now, changed=False)
+            return None
+        try:
+            report = self._client.job_report(job.job_id)
+        except Dhis2Error as error:
+            return self._after_error(job, now, error)
+        if report is not None:
+            return job.outcome(COMPLETED, report)
+        return job.outcome(FORGOTTEN)
+
+    def _after_error(self, job: _TrackedJob, now: float, error: Dhis2Error) -> None:
+        """Transient errors only delay this job's next poll; any other error ends the follow."""
+        if not error.retryable:
+            raise error
+        logger.info("job %s: polling failed (%s); polling again later", job.job_id, error.code)
+        self._schedule(job, now, changed=False)
+        return None
+
+    def _schedule(self, job: _TrackedJob, now: float, changed: bool) -> None:
+        # A running job can finish any moment and the clerk is watching: it is never left more
+        # than RUNNING_MAX_POLL unpolled. Only jobs still waiting in the queue back off further.
+        ceiling = min(self._max_poll, RUNNING_MAX_POLL) if job.started else self._max_poll
+        if changed:
+            job.interval = self._first_poll
+        else:
+            job.interval = min(job.interval * BACKOFF_FACTOR, ceiling)
+        job.next_poll_at = now + job.interval
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,477 @@
+"""Upload batches: queue prepared records, send them as tracker imports, follow the jobs, resume.
+
+Data flows one way: prepared records -> store (queued) -> DHIS2 client (jobs) -> store (outcome).
+Every transition is committed before the network call that depends on it, and event UIDs are
+fixed at queue time, so any re-send after a crash or a lost answer is an update, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dhims2.dhis2.client import Dhis2Client
+from dhims2.dhis2.errors import Dhis2Error, RequestRejected
+from dhims2.dhis2.uids import is_uid, new_uid
+from dhims2.forms.mapping import PreparedRecord
+from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
+from dhims2.queue import store as states
+from dhims2.queue.jobs import JobFollower, JobOutcome
+from dhims2.queue.runlock import LockHeld, RunLock
+from dhims2.queue.store import NewRecord, Store, StoredRecord
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_RECORD = "DUPLICATE_RECORD"
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    batch_size: int = 100
+    # DHIS2 runs one tracker import at a time; a few queued behind it keep the server busy
+    # without flooding a shared national server's queue.
+    max_jobs_in_flight: int = 3
+    # A record is failed after this many sends whose job failed or was lost by the server.
+    max_sends: int = 5
+
+
+class UploadService:
+    """Sends queued records to one DHIS2 server and records each one's outcome."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: Dhis2Client,
+        *,
+        settings: UploadSettings | None = None,
+        follower: JobFollower | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.server = client.base_url
+        self.settings = settings or UploadSettings()
+        # Job submission times are stored as wall-clock times, so follow on the same clock.
+        self.follower = follower or JobFollower(client, clock=time.time)
+        self._listener = listener
+        self._identity_key = store.install_secret("identity-key")
+
+    # -- queueing ----------------------------------------------------------------------------
+
+    def queue(
+        self,
+        records: Iterable[PreparedRecord],
+        *,
+        program: str,
+        stage: str,
+        source: str,
+    ) -> str:
+        """Stores a batch; valid records are queued with their event UID, invalid ones rejected."""
+        identity_elements = IDENTITY_DATA_ELEMENTS.get(program)
+        first_row_of: dict[str, int] = {}
+
+        def new_records() -> Iterable[NewRecord]:
+            for record in records:
+                event = dict(record.event)
+                identity = self._identity(event, identity_elements)
+                errors = [error_json(error) for error in record.errors]
+                if not errors and identity is not None:
+                    if identity in first_row_of:
+                        errors.append(_duplicate_error(first_row_of[identity]))
+                    else:
+                        first_row_of[identity] = record.row
+                if errors:
+                    event.setdefault("event", new_uid())
+                    yield NewRecord(record.row, event, record.fields, None, states.REJECTED, errors)
+                    continue
+                if not is_uid(event.get("event")):
+                    known = self.store.event_uid_for_identity(self.server, identity)
+                    event["event"] = known or new_uid()
+                yield NewRecord(record.row, event, record.fields, identity)
+
+        batch_id = self.store.create_batch(
+            server=self.server, program=program, stage=stage, source=source, records=new_records()
+        )
+        self._emit_progress(batch_id)
+        return batch_id
+
+    def _identity(self, event: dict[str, Any], elements: tuple[str, ...] | None) -> str | None:
+        """A keyed hash of the record's natural key: dedupes without storing who the patient is."""
+        if is_uid(event.get("event")):
+            key: Any = ["event", event["event"]]
+        else:
+            values = {item["dataElement"]: item["value"] for item in event.get("dataValues", [])}
+            if elements:
+                if any(not values.get(uid) for uid in elements):
+                    return None
+                key = [event.get("program"), event.get("orgUnit"), [values[u] for u in elements]]
+            else:
+                # Without a known natural key only an identical record is the same record.
+                key = [event.get("program"), event.get("orgUnit"), event.get("occurredAt"), values]
+        message = json.dumps(key, sort_keys=True).encode()
+        return hmac.new(self._identity_key, message, hashlib.sha256).hexdigest()
+
+    # -- sending and following ---------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Sends every queued record and follows every open job of this server.
+
+        With `wait`, returns when nothing is pending, at `timeout`, or when `stop` is set; jobs
+        still running then stay 'importing' and are followed by the next run. Without `wait`,
+        returns once every queued record has been handed to DHIS2. Raises `LockHeld` when
+        another process is sending from the same data folder, and the client's `Dhis2Error`s
+        when the server cannot be used (records then stay queued for the next run).
+        """
+        with RunLock(self.store.path.with_suffix(".lock")):
+            self.store.recover_interrupted_sends(self.server)
+            if not self.client.supports_tracker_import():
+                self._run_legacy(stop)
+                return
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not (stop and stop.is_set()):
+                in_flight = self.store.pending_jobs(self.server)
+                room = self.settings.max_jobs_in_flight - len(in_flight) if wait else None
+                if self._submit_queued(room, stop):
+                    continue
+                if not wait or not in_flight:
+                    return
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                self._follow_until_one_finishes(in_flight, remaining, stop)
+
+    def _submit_queued(self, room: int | None, stop: threading.Event | None) -> bool:
+        """Submits jobs while there is room; True if at least one was submitted."""
+        submitted = False
+        while room is None or room > 0:
+            if stop and stop.is_set():
+                break
+            records = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            if not records:
+                break
+            self._submit(records)
+            submitted = True
+            if room is not None:
+                room -= 1
+        return submitted
+
+    def _submit(self, records: list[StoredRecord]) -> None:
+        record_ids = [record.id for record in records]
+        submitted_at = time.time()
+        try:
+            job_id = self.client.submit_import([record.event for record in records])
+        except RequestRejected as error:
+            # The server refused the payload itself (not per-event validation): sending the same
+            # bytes again cannot succeed.
+            self._finish_records(records, states.FAILED, _failure(error.code, str(error)))
+            return
+        except BaseException:
+            self.store.requeue(record_ids)
+            raise
+        self.store.record_job(
+            job_id=job_id, server=self.server, record_ids=record_ids, submitted_at=submitted_at
+        )
+        log.info("job %s accepted for %d records", job_id, len(records))
+        self._emit_records(records, states.IMPORTING, job_id=job_id)
+
+    def _follow_until_one_finishes(
+        self, jobs: list[states.StoredJob], timeout: float | None, stop: threading.Event | None
+    ) -> None:
+        def on_progress(job_id: str, messages: list[str]) -> None:
+            self.store.set_job_messages(job_id, messages)
+            self._emit({"type": "job.progress", "job": job_id, "messages": messages})
+
+        outcomes = self.follower.follow(
+            [(job.id, job.submitted_at) for job in jobs],
+            timeout=timeout,
+            on_progress=on_progress,
+            stop=stop,
+        )
+        for outcome in outcomes:
+            if outcome.state == "running":
+                continue
+            self._apply(outcome)
+            # Return after the first finished job so its slot is refilled at once.
+            return
+
+    def _apply(self, outcome: JobOutcome) -> None:
+        records = self.store.job_records(outcome.job_id)
+        if outcome.state == "completed" and outcome.report is not None:
+            results = self._results_from_report(records, outcome.report)
+        else:
+            reason = outcome.error or "DHIS2 no longer knows this import job"
+            code = "JOB_FAILED" if outcome.state == "failed" else "JOB_LOST"
+            results = {record.id: self._resend_or_fail(record, code, reason) for record in records}
+        self.store.finish_job(
+            outcome.job_id,
+            state=outcome.state,
+            messages=outcome.messages,
+            error=outcome.error,
+            outcomes=results,
+        )
+        log.info("job %s finished: %s", outcome.job_id, outcome.state)
+        self._emit_results(records, results)
+
+    def _results_from_report(
+        self, records: list[StoredRecord], report: dict[str, Any]
+    ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
+        errors_by_event = _error_reports_by_event(report)
+        already_imported = self.store.imported_event_uids(
+            self.server, [r.event_uid for r in records if r.event_uid not in errors_by_event]
+        )
+        results: dict[int, tuple[str, list[dict[str, Any]]]] = {}
+        for record in records:
+            reports = errors_by_event.get(record.event_uid)
+            if reports:
+                results[record.id] = (
+                    states.REJECTED,
+                    [rejection(record.event, record.fields, r) for r in reports],
+                )
+            elif report.get("status") != "OK":
+                # The whole payload was refused without a reason for this event (atomic mode).
+                results[record.id] = self._resend_or_fail(
+                    record, "IMPORT_ERROR", "DHIS2 refused the import this record was part of"
+                )
+            elif record.event_uid in already_imported:
+                # "Updated" means DHIS2 held the event from an earlier upload. DHIS2's own
+                # counts cannot say it: a send repeated after a lost answer is an update there.
+                results[record.id] = (states.UPDATED, [])
+            else:
+                results[record.id] = (states.CREATED, [])
+        return results
+
+    def _resend_or_fail(
+        self, record: StoredRecord, code: str, reason: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        if record.sends < self.settings.max_sends:
+            return (states.QUEUED, [])
+        return (states.FAILED, _failure(code, f"{reason} (tried {record.sends} times)"))
+
+    def _run_legacy(self, stop: threading.Event | None) -> None:
+        """Servers before 2.36 have only the synchronous /api/events import."""
+        while not (stop and stop.is_set()):
+            records = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            if not records:
+                return
+            try:
+                report = self.client.import_legacy_events([record.event for record in records])
+            except BaseException:
+                self.store.requeue([record.id for record in records])
+                raise
+            results = self._results_from_report(records, report)
+            self.store.finish_records(results)
+            self._emit_results(records, results)
+
+    def _finish_records(
+        self, records: list[StoredRecord], state: str, errors: list[dict[str, Any]]
+    ) -> None:
+        results = {record.id: (state, errors) for record in records}
+        self.store.finish_records(results)
+        self._emit_results(records, results)
+
+    # -- user actions ------------------------------------------------------------------------
+
+    def retry(self, batch_id: str) -> int:
+        count = self.store.retry_failed(batch_id)
+        self._emit_progress(batch_id)
+        return count
+
+    def cancel(self, batch_id: str) -> int:
+        count = self.store.cancel_queued(batch_id)
+        self._emit_progress(batch_id)
+        return count
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def _emit(self, message: dict[str, Any]) -> None:
+        if self._listener is not None:
+            self._listener(message)
+
+    def _emit_results(
+        self, records: list[StoredRecord], results: dict[int, tuple[str, list[dict[str, Any]]]]
+    ) -> None:
+        by_state: dict[str, list[StoredRecord]] = {}
+        for record in records:
+            by_state.setdefault(results[record.id][0], []).append(record)
+        for state, group in by_state.items():
+            self._emit_records(group, state, errors={r.id: results[r.id][1] for r in group})
+
+    def _emit_records(
+        self,
+        records: list[StoredRecord],
+        state: str,
+        *,
+        job_id: str | None = None,
+        errors: dict[int, list[dict[str, Any]]] | None = None,
+    ) -> None:
+        if self._listener is None:
+            return
+        for record in records:
+            self._emit(
+                {
+                    "type": "record.state",
+                    "batch": record.batch_id,
+                    "row": record.row,
+                    "event": record.event_uid,
+                    "state": state,
+                    "job": job_id or record.job_id,
+                    "errors": (errors or {}).get(record.id, []),
+                }
+            )
+        for batch_id in sorted({record.batch_id for record in records}):
+            self._emit_progress(batch_id)
+
+    def _emit_progress(self, batch_id: str) -> None:
+        if self._listener is None:
+            return
+        summary = self.store.batch(batch_id)
+        if summary is not None:
+            self._emit({"type": "batch.progress", **summary.to_json()})
+
+
+def _error_reports_by_event(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    validation = report.get("validationReport")
+    reports = validation.get("errorReports") if isinstance(validation, dict) else None
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for error_report in reports if isinstance(reports, list) else []:
+        if isinstance(error_report, dict) and isinstance(error_report.get("uid"), str):
+            by_event.setdefault(error_report["uid"], []).append(error_report)
+    return by_event
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """Why a run stopped before the queue was empty; the records wait safely for the next run."""
+
+    code: str
+    message: str
+    exit_status: int
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def run_service(
+    service: UploadService, *, wait: bool = True, timeout: float | None = None
+) -> Interruption | None:
+    """Runs the service, turning the ways a run can stop early into a message for the user."""
+    try:
+        service.run(wait=wait, timeout=timeout)
+    except LockHeld:
+        return Interruption(
+            "BUSY",
+            "another dhims2 process is already sending from this computer;"
+            " it sends these records too",
+            1,
+        )
+    except Dhis2Error as error:
+        return Interruption(
+            error.code,
+            f"{error.message}. Nothing is lost: the records are saved on this computer and are"
+            " sent by the next `dhims2 status --follow` or upload",
+            3,
+        )
+    return None
+
+
+def validate_with_server(
+    client: Dhis2Client, records: list[PreparedRecord]
+) -> dict[int, list[dict[str, Any]]]:
+    """DHIS2's own verdict on records (importMode=VALIDATE): errors by row, nothing stored."""
+    if not records or not client.supports_tracker_import():
+        return {}
+    by_uid: dict[str, PreparedRecord] = {}
+    events = []
+    for record in records:
+        event = dict(record.event)
+        if not is_uid(event.get("event")):
+            event["event"] = new_uid()
+        by_uid[event["event"]] = record
+        events.append(event)
+    report = client.import_now(events, import_mode="VALIDATE")
+    errors: dict[int, list[dict[str, Any]]] = {}
+    for uid, reports in _error_reports_by_event(report).items():
+        record = by_uid.get(uid)
+        if record is not None:
+            errors.setdefault(record.row, []).extend(
+                rejection(record.event, record.fields, item) for item in reports
+            )
+    return errors
+
+
+def rejection(
+    event: dict[str, Any] | None, fields: dict[str, str], error_report: dict[str, Any]
+) -> dict[str, Any]:
+    """DHIS2's reason, placed next to the field it concerns when its args name a data element."""
+    args = error_report.get("args") if isinstance(error_report.get("args"), list) else []
+    values = {
+        item.get("dataElement"): item.get("value") for item in (event or {}).get("dataValues", [])
+    }
+    data_element = next((arg for arg in args if arg in fields), None)
+    if data_element is None:
+        # Some reports name only the value (E1125: value, option set): find who sent it.
+        data_element = next(
+            (uid for arg in args for uid, value in values.items() if value == arg and uid), None
+        )
+    if data_element is None:
+        message = str(error_report.get("message", ""))
+        data_element = next((uid for uid in fields if uid in message), None)
+    return {
+        "code": str(error_report.get("errorCode", "")),
+        "message": str(error_report.get("message", "")),
+        "dataElement": data_element,
+        "field": fields.get(data_element) if data_element else None,
+        "value": values.get(data_element) if data_element else None,
+        "source": "dhis2",
+    }
+
+
+def error_json(error: Any) -> dict[str, Any]:
+    """A local validation error in the same shape as DHIS2's rejections."""
+    return {
+        "code": error.code,
+        "message": error.message,
+        "dataElement": error.data_element,
+        "field": error.field,
+        "value": error.value,
+        "source": "local",
+    }
+
+
+def _duplicate_error(first_row: int) -> dict[str, Any]:
+    return {
+        "code": DUPLICATE_RECORD,
+        "message": f"the same record as row {first_row}; only the first one is uploaded",
+        "dataElement": None,
+        "field": None,
+        "value": None,
+        "source": "local",
+    }
+
+
+def _failure(code: str, message: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": code,
+            "message": message,
+            "dataElement": None,
+            "field": None,
+            "value": None,
+            "source": "dhims2",
+        }
+    ]
