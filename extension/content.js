@@ -70,8 +70,11 @@
     const checkbox = wrapper.querySelector('input[type="checkbox"]');
     if (checkbox) return checkbox.checked ? "true" : "";
     if (wrapper.querySelector('[role="combobox"]')) return text(wrapper.querySelector(CHOSEN_OPTION));
-    const input = wrapper.querySelector("input, textarea");
-    if (input) return input.value.trim();
+    const boxes = wrapper.querySelectorAll('input:not([type="radio"]):not([type="checkbox"]), textarea');
+    // Several boxes (coordinates, an age as years, months and days) make one value this reader
+    // does not know how to put together.
+    if (boxes.length > 1) return null;
+    if (boxes.length === 1) return boxes[0].value.trim();
     const shown = wrapper.querySelector(SHOWN_VALUE);
     return shown ? text(shown) : null;
   }

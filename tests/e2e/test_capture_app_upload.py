@@ -49,6 +49,7 @@ SERVER_VERSIONS = {"v101.21.3": "2.41.3", "v106.5.0": "2.41.9"}  # the DHIS2 tha
 REPORT_DATE = "2025-03-07"
 # Test-only fields beside the In-Patient program's 16, for the widgets that program lacks.
 NOTES, REFERRED, WARD = "ClinNotes01", "ReferredIn1", "WardOfAdm01"
+ADDRESS = "nk15h7fzCLz"
 EXTRA_ELEMENTS = [
     {"id": NOTES, "name": "Clinical notes", "code": "NOTES", "valueType": "LONG_TEXT"},
     {"id": REFERRED, "name": "Referred in", "code": "REFERRED", "valueType": "TRUE_ONLY"},
@@ -196,7 +197,7 @@ def test_every_field_entered_by_hand_arrives_as_entered(capture: CaptureSession)
     print(f"{capture.version}: filled, uploaded and opened in {time.monotonic() - started:.1f} s")
 
 
-def test_an_event_saved_with_capture_then_uploaded_is_updated_not_copied(
+def test_an_event_saved_with_capture_then_uploaded_or_edited_is_updated_not_copied(
     capture: CaptureSession,
 ) -> None:
     patient_number = f"SYN-{capture.version}-2"
@@ -223,4 +224,17 @@ def test_an_event_saved_with_capture_then_uploaded_is_updated_not_copied(
     assert event["event"] == saved["event"]
     assert event["updatedAt"] > saved["updatedAt"]
     assert_stored_as_entered(event, entries)
+    popup.close()
+
+    # Then edits it in Capture (without saving there) and uploads the edited form.
+    capture.tab.get_by_role("button", name="Edit event").click()
+    moved = Entry(ADDRESS, "text", "14 Synthetic Lane, Ho", "14 Synthetic Lane, Ho")
+    capture.form().type_text(ADDRESS, moved.entered)
+    edited = [moved if entry.uid == ADDRESS else entry for entry in entries]
+    popup = upload_from_popup(capture, edited, "edited")
+    # This time the host uploaded the event before, so it knows it is an update.
+    expect(popup.locator("#form-result")).to_have_attribute("data-state", "updated")
+    [event] = capture.stored(patient_number)
+    assert event["event"] == saved["event"]
+    assert_stored_as_entered(event, edited)
     popup.close()
