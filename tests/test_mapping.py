@@ -14,7 +14,8 @@ from dhims2.forms.mapping import Mapper, PreparedRecord, RecordDefaults, RecordE
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2.forms.program import ProgramForm
 from dhims2.forms.records import SourceRecord
-from dhims2.sheets.reading import read_json, read_records
+from dhims2.sheets.reading import read_json
+from source_records import read_records
 from test_program import (
     SYNTHETIC_ORG_UNITS,
     bundled_program,

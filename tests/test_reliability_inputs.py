@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from dhims2.forms.synthetic import synthetic_rows
 from dhims2.sandbox import Sandbox
-from dhims2.sheets.reading import read_records
 from dhims2.sheets.source import InputError
+from source_records import read_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 

@@ -187,7 +187,7 @@ def test_job_failing_with_an_exception_is_resent_then_failed_with_its_message(
 
     sandbox.knobs.job_failure_rate = 0.0
     service = make_service(store, client)
-    assert service.retry(batch) == 3
+    assert store.retry_failed(batch) == 3
     service.run(timeout=30)
     assert states_of(store, batch) == {states.CREATED: 3}
 
@@ -250,7 +250,7 @@ def test_a_run_that_stops_waiting_leaves_jobs_importing_for_the_next_run(sandbox
 def test_cancel_withdraws_only_records_not_yet_sent(sandbox, store, client):
     service = make_service(store, client)
     batch = service.queue(prepared_records(4), program=PROGRAM_UID, stage=STAGE_UID, source="t")
-    assert service.cancel(batch) == 4
+    assert store.cancel_queued(batch) == 4
     service.run(timeout=30)
     assert states_of(store, batch) == {states.CANCELLED: 4}
     assert sandbox.stored_events() == []

@@ -9,7 +9,7 @@ import pytest
 
 from dhims2.dhis2.uids import new_uid
 from dhims2.queue import store as states
-from dhims2.queue.store import MIGRATIONS, NewRecord, Store, StoreError
+from dhims2.queue.store import MIGRATIONS, NewRecord, Store, StoreError, UnknownBatch
 
 SERVER = "http://127.0.0.1:1/events"
 
@@ -130,7 +130,8 @@ def test_retry_cancel_and_forget(store):
     store.finish_records({claimed[0].id: (states.FAILED, [{"code": "JOB_FAILED"}])})
     assert store.cancel_queued(batch) == 2
     assert store.forget_batch(batch) == 3
-    assert store.batch(batch) is None
+    with pytest.raises(UnknownBatch):
+        store.batch(batch)
 
     pending = batch_of(store, 1)
     assert store.forget_batch(pending) == 0, "a batch with pending records must be kept"

@@ -17,8 +17,9 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from dhims2.forms.mapping import Mapper, RecordDefaults
 from dhims2.forms.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
 from dhims2.forms.synthetic import in_patient_form
-from dhims2.sheets.reading import open_records, read_records
+from dhims2.sheets.reading import open_records
 from dhims2.sheets.source import InputError
+from source_records import read_records
 
 DISCHARGE_UID = "sIPe9r0NBbq"
 # Excel's own display formats for the cells a clerk types.

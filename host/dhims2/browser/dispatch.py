@@ -16,7 +16,7 @@ from typing import Any
 
 from dhims2.browser import protocol
 from dhims2.browser.protocol import ProtocolError
-from dhims2.workspace import config
+from dhims2.workspace.config import Config, load_config, save_config
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,22 @@ class HostContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     services: dict[str, Any] = field(default_factory=dict)
     shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
-    _config: config.Config | None = field(default=None, init=False, repr=False)
+    _config: Config | None = field(default=None, init=False, repr=False)
     _config_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
-    def config(self) -> config.Config:
+    def config(self) -> Config:
         """The effective configuration, read on first use (raises ConfigError if unreadable)."""
         with self._config_lock:
             if self._config is None:
-                self._config = config.load_config()
+                self._config = load_config()
             return self._config
 
-    def replace_config(self, saved: config.Config) -> config.Config:
+    def replace_config(self, saved: Config) -> Config:
         """Save `saved` (file values, no environment overrides) and return the effective config."""
         with self._config_lock:
-            config.save_config(saved)
-            self._config = config.load_config()
+            save_config(saved)
+            self._config = load_config()
             return self._config
 
     def on_shutdown(self, hook: Callable[[], None]) -> None:

@@ -24,7 +24,7 @@ def write_batch_json(store: Store, batch_id: str, out: TextIO = sys.stdout) -> N
 
     Written record by record, so a batch of any size is printed in bounded memory.
     """
-    counts = _summary(store, batch_id).to_json()
+    counts = store.batch(batch_id).to_json()
     head = {
         "batch": batch_id,
         **{key: counts[key] for key in ("total", "created", "updated", "rejected", "failed")},
@@ -43,7 +43,7 @@ def write_batch_json(store: Store, batch_id: str, out: TextIO = sys.stdout) -> N
 
 
 def print_summary(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None:
-    summary = _summary(store, batch_id)
+    summary = store.batch(batch_id)
     counts = summary.to_json()
     print(f"Batch {summary.id}: {summary.total} records from {summary.source}", file=out)
     print(
@@ -108,10 +108,3 @@ class ProgressLine:
         if self.enabled:
             self.out.write("\n")
             self.out.flush()
-
-
-def _summary(store: Store, batch_id: str) -> BatchSummary:
-    summary = store.batch(batch_id)
-    if summary is None:
-        raise KeyError(batch_id)
-    return summary

@@ -17,11 +17,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dhims2.cli.report import exit_status, print_batch
     from dhims2.cli.status import follow
-    from dhims2.workspace.connection import UsageError, open_store
+    from dhims2.workspace.connection import open_store
 
     with open_store() as store:
-        if store.batch(args.batch) is None:
-            raise UsageError(f"no batch {args.batch} on this computer (see `dhims2 status`)")
+        store.batch(args.batch)  # raises UnknownBatch
         requeued = store.retry_failed(args.batch)
         if not args.json:
             print(f"{requeued} failed records queued again")

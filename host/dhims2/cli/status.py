@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("--follow needs a batch id (see `dhims2 status`)")
             return _list_batches(store, as_json=args.json)
         summary = store.batch(args.batch)
-        if summary is None:
-            raise UsageError(f"no batch {args.batch} on this computer (see `dhims2 status`)")
         status = 0
         if args.follow and summary.pending:
             status = follow(args, store, args.batch)

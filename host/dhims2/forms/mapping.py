@@ -229,7 +229,9 @@ class Mapper:
         if column not in self._targets:
             name = normalise(column)
             element = self._form.match_column(column)
-            self._targets[column] = EVENT_PROPERTY_NAMES.get(name) or (element and element.uid)
+            self._targets[column] = EVENT_PROPERTY_NAMES.get(name) or (
+                element.uid if element else None
+            )
         return self._targets[column]
 
     def _coerce_target(self, target: str, cells: list[_Cell]) -> str | None:

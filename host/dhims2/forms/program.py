@@ -226,15 +226,16 @@ def _select_stage(stages: list, stage_uid: str | None, where: str) -> dict:
     raise ValueError(f"{where} has no stage {stage_uid}")
 
 
-def _data_element(entry: object, where: str) -> DataElement:
-    _require_object(entry, where)
+def _data_element(raw_entry: object, where: str) -> DataElement:
+    entry = _require_object(raw_entry, where)
     element = _require_object(entry.get("dataElement"), f"the dataElement of {where}")
     uid = _require_text(element, "id", f"the dataElement of {where}")
     where = f"data element {uid}"
-    option_set = element.get("optionSet")
+    raw_option_set = element.get("optionSet")
+    option_set = None
     options: tuple[Option, ...] = ()
-    if option_set is not None:
-        _require_object(option_set, f"the optionSet of {where}")
+    if raw_option_set is not None:
+        option_set = _require_object(raw_option_set, f"the optionSet of {where}")
         options = tuple(
             _option(option, f"option {index} of {where}")
             for index, option in enumerate(_require_list(option_set, "options", where))
@@ -251,7 +252,7 @@ def _data_element(entry: object, where: str) -> DataElement:
     )
 
 
-def _option(option: object, where: str) -> Option:
-    _require_object(option, where)
+def _option(raw_option: object, where: str) -> Option:
+    option = _require_object(raw_option, where)
     code = _require_text(option, "code", where)
     return Option(code=code, name=str(option.get("name") or code))

@@ -308,6 +308,7 @@ class EventValidator:
         if len(path) > 1:
             uid = path[1]
             element = self._form.data_element(uid)
+            assert element is not None, "the schema lists only the form's data elements"
             value = str(values[uid])
             label = self._label(uid, labels)
             # Booleans are an enum too; only an element's own option codes make E1125.
@@ -414,7 +415,7 @@ def _validator_class() -> Any:
 
     linear_enum = Draft202012Validator.VALIDATORS["enum"]
     # id(enum list) -> (the list, kept alive so its id is never reused; its members as a set)
-    members_of: dict[int, tuple[list, frozenset]] = {}
+    members_of: dict[int, tuple[list, frozenset | None]] = {}
 
     def enum(validator: Any, enums: list, instance: object, schema: dict) -> Iterator[Any]:
         known = members_of.get(id(enums))

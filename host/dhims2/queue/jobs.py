@@ -203,7 +203,8 @@ class JobFollower:
         try:
             notifications = self._client.job_notifications(job.job_id)
         except Dhis2Error as error:
-            return self._after_error(job, now, error)
+            self._after_error(job, now, error)
+            return None
         if not notifications:
             return self._settle_silent(job, now, evidence)
         messages = [entry["message"] for entry in reversed(notifications)]
@@ -231,7 +232,8 @@ class JobFollower:
         try:
             report = self._client.job_report(job.job_id)
         except Dhis2Error as error:
-            return self._after_error(job, now, error)
+            self._after_error(job, now, error)
+            return None
         if report is not None:
             return job.outcome(COMPLETED, report)
         if final["level"] == "ERROR":
@@ -259,7 +261,8 @@ class JobFollower:
         try:
             report = self._client.job_report(job.job_id)
         except Dhis2Error as error:
-            return self._after_error(job, now, error)
+            self._after_error(job, now, error)
+            return None
         if report is not None:
             return job.outcome(COMPLETED, report)
         return job.outcome(FORGOTTEN)
@@ -270,7 +273,6 @@ class JobFollower:
             raise error
         logger.info("job %s: polling failed (%s); polling again later", job.job_id, error.code)
         self._schedule(job, now, changed=False)
-        return None
 
     def _schedule(self, job: _TrackedJob, now: float, changed: bool) -> None:
         # A running job can finish any moment and the clerk is watching: it is never left more

@@ -25,7 +25,7 @@ from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
-from dhims2.queue.store import NewRecord, Store, StoredRecord
+from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class UploadService:
                     yield NewRecord(record.row, event, record.fields, None, states.REJECTED, errors)
                     continue
                 if not is_uid(event.get("event")):
-                    known = self.store.event_uid_for_identity(self.server, identity)
+                    known = identity and self.store.event_uid_for_identity(self.server, identity)
                     event["event"] = known or new_uid()
                 yield NewRecord(record.row, event, record.fields, identity)
 
@@ -174,7 +174,7 @@ class UploadService:
         record_ids = [record.id for record in records]
         submitted_at = time.time()
         try:
-            job_id = self.client.submit_import([record.event for record in records])
+            job_id = self.client.submit_import([record.payload for record in records])
         except RequestRejected as error:
             # The server refused the payload itself (not per-event validation): sending the same
             # bytes again cannot succeed.
@@ -269,7 +269,7 @@ class UploadService:
             if not records:
                 return
             try:
-                report = self.client.import_legacy_events([record.event for record in records])
+                report = self.client.import_legacy_events([record.payload for record in records])
             except BaseException:
                 self.store.requeue([record.id for record in records])
                 raise
@@ -283,18 +283,6 @@ class UploadService:
         results = {record.id: (state, errors) for record in records}
         self.store.finish_records(results)
         self._emit_results(records, results)
-
-    # -- user actions ------------------------------------------------------------------------
-
-    def retry(self, batch_id: str) -> int:
-        count = self.store.retry_failed(batch_id)
-        self._emit_progress(batch_id)
-        return count
-
-    def cancel(self, batch_id: str) -> int:
-        count = self.store.cancel_queued(batch_id)
-        self._emit_progress(batch_id)
-        return count
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -339,9 +327,11 @@ class UploadService:
     def _emit_progress(self, batch_id: str) -> None:
         if self._listener is None:
             return
-        summary = self.store.batch(batch_id)
-        if summary is not None:
-            self._emit({"type": "batch.progress", **summary.to_json()})
+        try:
+            summary = self.store.batch(batch_id)
+        except UnknownBatch:  # forgotten meanwhile: nothing left to report
+            return
+        self._emit({"type": "batch.progress", **summary.to_json()})
 
 
 def _error_reports_by_event(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -396,7 +386,7 @@ def validate_with_server(
     if not records or not client.supports_tracker_import():
         return {}
     by_uid: dict[str, PreparedRecord] = {}
-    events = []
+    events: list[dict[str, Any]] = []
     for record in records:
         event = dict(record.event)
         if not is_uid(event.get("event")):
@@ -406,10 +396,10 @@ def validate_with_server(
     report = client.import_now(events, import_mode="VALIDATE")
     errors: dict[int, list[dict[str, Any]]] = {}
     for uid, reports in _error_reports_by_event(report).items():
-        record = by_uid.get(uid)
-        if record is not None:
-            errors.setdefault(record.row, []).extend(
-                rejection(record.event, record.fields, item) for item in reports
+        sent = by_uid.get(uid)
+        if sent is not None:
+            errors.setdefault(sent.row, []).extend(
+                rejection(sent.event, sent.fields, item) for item in reports
             )
     return errors
 
@@ -418,7 +408,8 @@ def rejection(
     event: dict[str, Any] | None, fields: dict[str, str], error_report: dict[str, Any]
 ) -> dict[str, Any]:
     """DHIS2's reason, placed next to the field it concerns when its args name a data element."""
-    args = error_report.get("args") if isinstance(error_report.get("args"), list) else []
+    raw_args = error_report.get("args")
+    args: list[Any] = raw_args if isinstance(raw_args, list) else []
     values = {
         item.get("dataElement"): item.get("value") for item in (event or {}).get("dataValues", [])
     }

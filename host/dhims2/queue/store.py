@@ -31,9 +31,7 @@ REJECTED = "rejected"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
-RECORD_STATES = (QUEUED, SENDING, IMPORTING, CREATED, UPDATED, REJECTED, FAILED, CANCELLED)
 PENDING_STATES = (QUEUED, SENDING, IMPORTING)
-TERMINAL_STATES = (CREATED, UPDATED, REJECTED, FAILED, CANCELLED)
 
 JOB_PENDING = "pending"
 
@@ -120,6 +118,13 @@ class StoredRecord:
     event: dict[str, Any] | None
     updated_at: float
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The event to send. Only a finished record has its values purged, and finished
+        records are never sent."""
+        assert self.event is not None, f"record {self.id} has no values left to send"
+        return self.event
+
     def to_json(self) -> dict[str, Any]:
         return {
             "row": self.row,
@@ -180,6 +185,16 @@ class StoreError(Dhims2Error):
     """The local store cannot be opened or is from a newer version of the program."""
 
     code = "STORE_UNUSABLE"
+
+
+class UnknownBatch(Dhims2Error):
+    """A batch id that is not (or no longer) in the store."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"no batch {batch_id} on this computer (`dhims2 status` lists them)")
+        self.details = {"batch": batch_id}
 
 
 class Store:
@@ -432,9 +447,12 @@ class Store:
             )
         return rows[0]["n"]
 
-    def batch(self, batch_id: str) -> BatchSummary | None:
+    def batch(self, batch_id: str) -> BatchSummary:
+        """The batch's summary; raises UnknownBatch for an id the store does not hold."""
         rows = self._query("SELECT * FROM batches WHERE id = ?", (batch_id,))
-        return self._summary(rows[0]) if rows else None
+        if not rows:
+            raise UnknownBatch(batch_id)
+        return self._summary(rows[0])
 
     def list_batches(self, *, offset: int = 0, limit: int = 50) -> list[BatchSummary]:
         rows = self._query(

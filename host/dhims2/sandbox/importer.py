@@ -358,6 +358,7 @@ def _store(stored: dict[str, Event], item: _Checked, now: str, username: str) ->
     event = item.event
     current = stored.get(event["event"])
     if item.strategy == "DELETE":
+        assert current is not None, "validation rejects DELETE of an unknown event (E1032)"
         stored[event["event"]] = {**current, "deleted": True, "updatedAt": now}
         return "DELETE"
     if current is None:
@@ -462,7 +463,7 @@ def _report(
 
 
 def _bundle_report(stats: dict[str, int], results: list[EventResult]) -> dict[str, Any]:
-    type_reports = {
+    type_reports: dict[str, dict[str, Any]] = {
         tracker_type: {"trackerType": tracker_type, "stats": _stats(), "objectReports": []}
         for tracker_type in TRACKER_TYPES
     }

@@ -145,8 +145,8 @@ class Sandbox:
         if self._server is None:
             raise RuntimeError("The Sandbox has no address until start()")
         host, port = self._server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}{self.context_path}"
+        shown = f"[{host!s}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}{self.context_path}"
 
     # --- test controls -------------------------------------------------------------------------
 
@@ -317,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         if _SAFE_HOST.fullmatch(host):
             return host
         address, port = self.server.server_address[:2]
-        return f"{address}:{port}"
+        return f"{address!s}:{port}"
 
     def _send(self, response: Response, *, close: bool = False) -> None:
         try:

@@ -13,10 +13,10 @@ import codecs
 import csv
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from dhims2.forms.program import normalise
 from dhims2.forms.records import (
@@ -70,14 +70,14 @@ def open_records(path: Path, *, sheet: str | None = None) -> Iterator[RecordSour
         encoding = _text_encoding(path)
         try:
             with path.open(encoding=encoding, newline="") as stream:
-                columns, records = _delimited_source(stream, path.name)
+                columns, records = delimited_source(stream, path.name)
                 yield RecordSource(path.name, columns, records)
         except OSError as error:
             raise InputError(f"{path.name}: cannot be read ({error.strerror})") from error
     elif kind == ".json":
-        records = list(read_json(_load_json(path), source_name=path.name))
-        columns = list(dict.fromkeys(name for record in records for name in record.fields))
-        yield RecordSource(path.name, columns, iter(records))
+        listed = list(read_json(_load_json(path), source_name=path.name))
+        columns = list(dict.fromkeys(name for record in listed for name in record.fields))
+        yield RecordSource(path.name, columns, iter(listed))
     else:
         what = _UNREADABLE_FORMATS.get(
             kind, f"a {kind} file" if kind else "a file without an extension"
@@ -86,23 +86,6 @@ def open_records(path: Path, *, sheet: str | None = None) -> Iterator[RecordSour
             f"{path.name}: cannot read {what}; save the sheet as an Excel workbook (.xlsx) or CSV, "
             "or give a .json file"
         )
-
-
-def read_records(path: Path, *, sheet: str | None = None) -> Iterator[SourceRecord]:
-    """Every record of a file, as `open_records` reads them."""
-    with open_records(path, sheet=sheet) as source:
-        yield from source.records
-
-
-def read_csv(stream: TextIO, *, source_name: str) -> Iterator[SourceRecord]:
-    """Records of a delimited text stream, read no further than the record asked for.
-
-    The delimiter (comma, semicolon, tab or vertical bar) is whichever splits the header into
-    most columns. Titles above the header and entirely blank rows are skipped; their row
-    numbers still count. Raises InputError, naming the line, for a stream that is not CSV text.
-    """
-    _columns, records = _delimited_source(stream, source_name)
-    yield from records
 
 
 def read_json(data: object, *, source_name: str) -> Iterator[SourceRecord]:
@@ -165,7 +148,7 @@ def _load_json(path: Path) -> object:
         raise InputError(f"{path.name}: not usable JSON ({error})") from error
 
 
-def _delimited_source(
+def delimited_source(
     stream: Iterable[str], source_name: str
 ) -> tuple[list[str], Iterator[SourceRecord]]:
     """The header and the records of delimited text, having read no further than the header."""
@@ -189,7 +172,7 @@ def _delimited_source(
     records = (
         _csv_record(number, header, cells, delimiter_name)
         for number, cells in rows
-        if any(cell.strip() for cell in cells)
+        if any(str(cell).strip() for cell in cells)
     )
     return header, records
 
@@ -242,10 +225,12 @@ def _text_lines(stream: Iterable[str], source_name: str) -> Iterator[str]:
         yield line
 
 
-def _csv_record(row: int, header: list[str], cells: list[str], delimiter_name: str) -> SourceRecord:
+def _csv_record(
+    row: int, header: list[str], cells: Sequence[object], delimiter_name: str
+) -> SourceRecord:
     errors: list[RecordError] = []
     extra_cells = cells[len(header) :]
-    if len(cells) < len(header) or any(cell.strip() for cell in extra_cells):
+    if len(cells) < len(header) or any(str(cell).strip() for cell in extra_cells):
         errors.append(
             RecordError(
                 "MALFORMED_RECORD",

@@ -7,7 +7,7 @@ columns are known before any record is read.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from dhims2.errors import Dhims2Error
@@ -62,7 +62,7 @@ def take_header(
 
 
 def record_from_cells(
-    row: int, header: list[str], cells: list[object], errors: Iterable[RecordError] = ()
+    row: int, header: list[str], cells: Sequence[object], errors: Iterable[RecordError] = ()
 ) -> SourceRecord:
     """A record of one table row: each header names the cell below it; a second non-blank cell
     under a repeated header is an error, not an overwrite."""

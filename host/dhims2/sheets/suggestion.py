@@ -77,6 +77,9 @@ class _Plan:
     values: dict[str, str] = field(default_factory=dict)
 
 
+_Candidate = tuple[float, bool, str, DataElement, _Plan]
+
+
 def suggest_template(
     source: RecordSource, form: ProgramForm, *, name: str, sample_rows: int = SAMPLE_ROWS
 ) -> Suggestion:
@@ -84,44 +87,14 @@ def suggest_template(
     first `sample_rows` records. `name` is sanitised to a valid template name."""
     columns = [column for column in source.columns if column not in EXPORT_COLUMNS]
     samples = _samples(source.records, columns, sample_rows)
-    mapper = Mapper(form)
     unit = _age_unit_element(form)
-    options = {element.uid: OptionIndex(element) for element in form.data_elements}
     properties = {
         column: EVENT_PROPERTY_NAMES[normalise(column)]
         for column in columns
         if normalise(column) in EVENT_PROPERTY_NAMES
     }
-    candidates = []
-    for column in columns:
-        if column in properties:
-            continue
-        for element in form.data_elements:
-            exact = mapper.target(column) == element.uid
-            name_score = 1.0 if exact else _name_score(column, element)
-            if name_score < _MIN_SCORE:
-                continue
-            plan = _plan(mapper, element, unit, options[element.uid], samples[column])
-            score = name_score * (0.5 + 0.5 * plan.fit)
-            candidates.append((score, exact, column, element, plan))
-    candidates.sort(key=lambda candidate: candidate[0], reverse=True)
-
-    chosen: dict[str, ColumnChoice] = {}
-    filled: set[str] = set()
-    for score, exact, column, element, plan in candidates:
-        fills = {element.uid} | ({unit.uid} if plan.transform == "age" and unit else set())
-        if score < _MIN_SCORE or column in chosen or fills & filled:
-            continue
-        filled |= fills
-        rule = ColumnRule(
-            column=column,
-            data_element=element.uid,
-            label=element.label,
-            transform=plan.transform,
-            unit_data_element=unit.uid if plan.transform == "age" and unit else None,
-            values=plan.values,
-        )
-        chosen[column] = ColumnChoice(rule, _reason(exact, element, plan))
+    others = [column for column in columns if column not in properties]
+    chosen, filled = _choose(_candidates(form, unit, others, samples), unit)
     choices = [_choice_for(column, chosen, properties) for column in columns]
     template = Template(
         name=_template_name(name),
@@ -136,6 +109,54 @@ def suggest_template(
         if element.compulsory and element.uid not in filled
     )
     return Suggestion(template, tuple(choices), unfilled)
+
+
+def _candidates(
+    form: ProgramForm,
+    unit: DataElement | None,
+    columns: list[str],
+    samples: dict[str, list[object]],
+) -> list[_Candidate]:
+    """Every (column, data element) pair whose names are alike enough, best first."""
+    mapper = Mapper(form)
+    options = {element.uid: OptionIndex(element) for element in form.data_elements}
+    candidates = []
+    for column in columns:
+        for element in form.data_elements:
+            exact = mapper.target(column) == element.uid
+            name_score = 1.0 if exact else _name_score(column, element)
+            if name_score < _MIN_SCORE:
+                continue
+            plan = _plan(mapper, element, unit, options[element.uid], samples[column])
+            score = name_score * (0.5 + 0.5 * plan.fit)
+            candidates.append((score, exact, column, element, plan))
+    candidates.sort(key=lambda candidate: candidate[0], reverse=True)
+    return candidates
+
+
+def _choose(
+    candidates: list[_Candidate], unit: DataElement | None
+) -> tuple[dict[str, ColumnChoice], set[str]]:
+    """Each column's best remaining pair, so no two columns fill the same data element;
+    returns the choices by column and the data elements they fill."""
+    chosen: dict[str, ColumnChoice] = {}
+    filled: set[str] = set()
+    for score, exact, column, element, plan in candidates:
+        unit_uid = unit.uid if plan.transform == "age" and unit else None
+        fills = {element.uid} | ({unit_uid} if unit_uid else set())
+        if score < _MIN_SCORE or column in chosen or fills & filled:
+            continue
+        filled |= fills
+        rule = ColumnRule(
+            column=column,
+            data_element=element.uid,
+            label=element.label,
+            transform=plan.transform,
+            unit_data_element=unit_uid,
+            values=plan.values,
+        )
+        chosen[column] = ColumnChoice(rule, _reason(exact, element, plan))
+    return chosen, filled
 
 
 def _samples(

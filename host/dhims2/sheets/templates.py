@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dhims2.dhis2.uids import UID_PATTERN
 from dhims2.forms.mapping import (
@@ -325,7 +325,7 @@ class BoundTemplate:
             errors.append(error)
         for column in others:
             target = self.mapper.target(column)
-            if target in self._filled:
+            if target is not None and target in self._filled:
                 message = (
                     f'Column "{column}" holds {self._label(target)}, which the {self._where} '
                     f"takes from {_source_of(self._filled[target])}; remove one of them."
@@ -474,7 +474,7 @@ class BoundTemplate:
         key = header_key(column)
         return key in self._rules or key == self._occurred_at_key
 
-    def _refuse(self, rule: ColumnRule, reason: str) -> None:
+    def _refuse(self, rule: ColumnRule, reason: str) -> NoReturn:
         raise TemplateError(f'{self._where}, column "{rule.column}": {reason}')
 
     def _primary_target(self, rule: ColumnRule) -> str:

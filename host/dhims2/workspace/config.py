@@ -151,7 +151,7 @@ def load_config(*, apply_env: bool = True) -> Config:
         raise ConfigError(f"{path}: {error}", field=error.field) from None
     if not apply_env:
         return config
-    overrides = {
+    overrides: dict[str, Any] = {
         name: os.environ[var] for name, var in ENV_OVERRIDES.items() if os.environ.get(var)
     }
     try:

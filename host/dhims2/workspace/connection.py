@@ -91,13 +91,14 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
     scope_key = f"scope:{client.base_url}"
     try:
         metadata = client.program(program)
-        scope = sorted(client.current_user().org_unit_ids)
+        scope: list[str] | None = sorted(client.current_user().org_unit_ids)
     except NotSignedIn:
         raise
     except (ServerUnreachable, ServerError):
-        metadata, scope = store.cache_get(program_key), store.cache_get(scope_key)
-        if metadata is None:
+        cached_metadata, cached_scope = store.cache_get(program_key), store.cache_get(scope_key)
+        if cached_metadata is None:
             raise
+        metadata, scope = cached_metadata, cached_scope
         from_cache = True
     else:
         store.cache_put(program_key, metadata)

@@ -297,7 +297,7 @@ def list_batches(message: Message, context: HostContext) -> dict[str, Any]:
 def get_batch(message: Message, context: HostContext) -> dict[str, Any]:
     """A batch's counts, its DHIS2 jobs with the server's own messages, and a page of records."""
     store = uploads(context).store
-    summary = _existing_batch(store, message["batch"])
+    summary = store.batch(message["batch"])
     offset = message.get("page", 0)
     page_size = message.get("page_size", DEFAULT_PAGE_SIZE)
     records, next_page = _records_page(store, summary, offset, page_size)
@@ -324,7 +324,7 @@ def get_batch(message: Message, context: HostContext) -> dict[str, Any]:
 @register("retry")
 def retry(message: Message, context: HostContext) -> dict[str, Any]:
     state = uploads(context)
-    _existing_batch(state.store, message["batch"])
+    state.store.batch(message["batch"])  # raises UnknownBatch (NOT_FOUND)
     requeued = state.store.retry_failed(message["batch"])
     state.sender.wake()
     return {"requeued": requeued, "batch": state.store.batch(message["batch"]).to_json()}
@@ -333,7 +333,7 @@ def retry(message: Message, context: HostContext) -> dict[str, Any]:
 @register("cancel")
 def cancel(message: Message, context: HostContext) -> dict[str, Any]:
     state = uploads(context)
-    _existing_batch(state.store, message["batch"])
+    state.store.batch(message["batch"])  # raises UnknownBatch (NOT_FOUND)
     cancelled = state.store.cancel_queued(message["batch"])
     return {"cancelled": cancelled, "batch": state.store.batch(message["batch"]).to_json()}
 
@@ -343,7 +343,7 @@ def forget(message: Message, context: HostContext) -> dict[str, Any]:
     """Deletes local copies: a whole finished batch, or the values of records DHIS2 accepted."""
     store = uploads(context).store
     if "batch" in message:
-        summary = _existing_batch(store, message["batch"])
+        summary = store.batch(message["batch"])
         if summary.pending:
             raise ProtocolError(
                 "BUSY",
@@ -413,15 +413,6 @@ def _records_page(
     page = paginate([record.to_json() for record in stored], page_size=page_size)
     following = offset + len(page.items)
     return page.items, following if following < summary.total else None
-
-
-def _existing_batch(store: Store, batch_id: str) -> Any:
-    summary = store.batch(batch_id)
-    if summary is None:
-        raise ProtocolError(
-            "NOT_FOUND", f"no batch {batch_id} on this computer", {"batch": batch_id}
-        )
-    return summary
 
 
 def _form_context(
