@@ -47,7 +47,6 @@ API_VERSIONS = range(28, 43)  # /api/28/... to /api/42/... behave like /api/...
 _VERSIONED_API = re.compile(r"/api/([0-9]+)(/.*)?")
 _METADATA_LIST = re.compile(r"/api/([A-Za-z]+)")
 _TRACKER_LIST = re.compile(r"/api/tracker/([A-Za-z]+)")
-DATE_FORMATS = ("yyyy-mm-dd", "dd-mm-yyyy")  # DHIS2's keyDateFormat choices that Capture shows
 _UID = r"([^/]+)"
 _GATEWAY_ERRORS = (
     (502, "Bad Gateway"),
@@ -199,6 +198,7 @@ class SandboxApp:
             if listed := _METADATA_LIST.fullmatch(path):
                 return json_response(200, empty_list(listed.group(1), request.query))
             if _TRACKER_LIST.fullmatch(path):
+                # The shape of an empty tracker list is a guess from 2.41's paged answers.
                 return json_response(200, {"page": 1, "pageSize": 50, "instances": []})
         raise ApiError(404, f"No endpoint {request.method} {path} on this DHIS2 {self._version}")
 
@@ -446,7 +446,8 @@ class SandboxApp:
             and path.startswith("/dhis-web-capture/")
             and request.method == "GET"
         ):
-            return self._capture_file(request, path.removeprefix("/dhis-web-capture/"))
+            relative = path.removeprefix("/dhis-web-capture/")
+            return self._capture_file(self._capture_app, request, relative)
         if path in ("", "/", "/dhis-web-capture"):
             return redirect(self._url(request, "/dhis-web-capture/"))
         if path == "/dhis-web-login":
@@ -463,15 +464,14 @@ class SandboxApp:
         body, content_type = self._pages[path]
         return Response(200, body, content_type)
 
-    def _capture_file(self, request: Request, relative: str) -> Response:
-        assert self._capture_app is not None
+    def _capture_file(self, capture_app: CaptureApp, request: Request, relative: str) -> Response:
         if relative in ("", "index.html"):
             # DHIS2 sends a browser without a session to its login page first.
             if self._auth.authenticate(request.headers).user is None:
                 return redirect(self._url(request, "/dhis-web-login/"))
-            body = self._capture_app.index_html(self._url(request, ""))
+            body = capture_app.index_html(self._url(request, ""))
             return Response(200, body, HTML, (("Cache-Control", "no-cache"),))
-        found = self._capture_app.file(relative)
+        found = capture_app.file(relative)
         if found is None:
             return Response(404, b"<html><body><h1>404 Not Found</h1></body></html>", HTML)
         return Response(200, *found)

@@ -24,6 +24,8 @@ from dhims2.sandbox.params import Query, first
 from dhims2.sandbox.webmessage import ApiError
 
 BUILD_MARKER = "index.html"
+# DHIS2's date format setting (keyDateFormat) as system/info reports it; Capture shows dates so.
+DATE_FORMATS = ("yyyy-mm-dd", "dd-mm-yyyy")
 # app-platform 12 (Capture v106) reads the server's address from this meta tag; DHIS2's app
 # servlet fills it in (dhis2-core AppController, `__DHIS2_BASE_URL__`).
 BASE_URL_PLACEHOLDER = "__DHIS2_BASE_URL__"

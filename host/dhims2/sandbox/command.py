@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from dhims2.sandbox.capture_app import DATE_FORMATS
+
 # (flag, Knobs field, help); the command line takes milliseconds where the knob takes seconds.
 _MILLISECOND_KNOBS = (
     ("--latency-ms", "latency", "delay added before answering every HTTP request"),
@@ -55,7 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--date-format",
-        choices=("yyyy-mm-dd", "dd-mm-yyyy"),
+        choices=DATE_FORMATS,
         default="yyyy-mm-dd",
         help="the server's date format setting, as Capture shows dates (default yyyy-mm-dd)",
     )

@@ -21,16 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from dhims2.forms.metadata import bundled_metadata
-from dhims2.sandbox.api import (
-    DATE_FORMATS,
-    Request,
-    Response,
-    SandboxApp,
-    canonical_path,
-    json_response,
-)
+from dhims2.sandbox.api import Request, Response, SandboxApp, canonical_path, json_response
 from dhims2.sandbox.auth import Authenticator
-from dhims2.sandbox.capture_app import CaptureApp
+from dhims2.sandbox.capture_app import DATE_FORMATS, CaptureApp
 from dhims2.sandbox.catalog import Catalog
 from dhims2.sandbox.importer import Importer
 from dhims2.sandbox.jobs import JobRunner
