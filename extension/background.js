@@ -2,6 +2,7 @@
 // the popup renders at once, relays the host's pushed updates to open pages, keeps the badge
 // current, passes the browser's DHIMS2 session to the host and reads the Capture form on demand.
 import { api } from "./lib/browser.js";
+import { storedForm } from "./lib/capture-values.js";
 import { earlierUpload, rememberUpload } from "./lib/form-memory.js";
 import { NativeHost, localError } from "./lib/native-host.js";
 import { badgeFor, connectionStateFor, emptyStatus, serverBase } from "./lib/status.js";
@@ -204,10 +205,12 @@ async function captureForm(tabId) {
   }
   const program = await programFor(captured.form.program);
   if (!program.ok) return program;
-  const form = { ...captured.form, stage: program.program.programStage };
+  const read = storedForm(captured.form, program.program.dataElements, captured.dateFormat);
+  const form = { ...read, stage: program.program.programStage };
   return {
     ok: true,
     form,
+    unreadable: captured.unreadable,
     orgUnitName: captured.orgUnitName,
     program: program.program,
     fromCache: program.from_cache,

@@ -120,7 +120,7 @@ def test_the_extension_manifest_pins_both_ids_the_installer_reads() -> None:
     assert "nativeMessaging" in manifest["permissions"]
     assert manifest["browser_specific_settings"]["gecko"] == {
         "id": GECKO_ID,
-        "strict_min_version": "115.0",
+        "strict_min_version": "121.0",  # a service_worker key stops Firefox < 121
     }
     assert manifest["key"].startswith("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA")  # RSA-2048
     identity = installer.extension_identity(CHECKOUT / "extension" / "manifest.json")

@@ -17,7 +17,7 @@ const result = document.getElementById("form-result");
 const uploadButton = document.getElementById("upload-form");
 const readButton = document.getElementById("read-form");
 
-let captured = null; // the worker's capture reply: {form, program, orgUnitName, uploadedBefore}
+let captured = null; // the worker's capture reply: {form, program, unreadable, orgUnitName, uploadedBefore}
 let upload = null; // {batch, row, server} once this form is uploaded
 let shownRecord = null; // the uploaded record's latest state
 let senderState = null;
@@ -98,10 +98,16 @@ function previewRow(key, label, value, errors, compulsory = false) {
   );
 }
 
+const UNREADABLE = { message: "Could not be read from the Capture page.", source: "local" };
+
 /** Errors go next to their field; those that belong to no field are listed in the result box. */
 function renderPreview(errors) {
-  const { form, program, orgUnitName, uploadedBefore, fromCache } = captured;
-  const errorsFor = (key) => errors.filter((error) => error.dataElement === key);
+  const { form, program, unreadable, orgUnitName, uploadedBefore, fromCache } = captured;
+  // A field the reader cannot read is named, and stops the upload: it would arrive empty.
+  const errorsFor = (key) => [
+    ...errors.filter((error) => error.dataElement === key),
+    ...(unreadable.includes(key) ? [UNREADABLE] : []),
+  ];
   const dateProblem = reportDateProblem(form.occurredAt);
   const dateErrors = errorsFor(REPORT_DATE);
   if (dateProblem) dateErrors.push({ message: dateProblem, source: "local" });
@@ -122,13 +128,18 @@ function renderPreview(errors) {
   previewScroll.hidden = false;
   preview.querySelector("tr.has-error")?.scrollIntoView({ block: "nearest" });
   const notes = [`${program.programName}: check the values, then upload.`];
+  if (unreadable.length) {
+    const labels = new Map(program.dataElements.map((dataElement) => [dataElement.uid, dataElement.label]));
+    const names = unreadable.map((uid) => labels.get(uid) ?? uid).join(", ");
+    notes.unshift(`The uploader cannot read ${names} on this Capture page, so it cannot upload this form.`);
+  }
   if (fromCache) notes.push("DHIMS2 cannot be reached: labels come from the last visit.");
   if (uploadedBefore) {
     const when = new Date(uploadedBefore.at).toLocaleString();
     notes.push(`This same form was uploaded on ${when}; uploading again updates that event, it adds no copy.`);
   }
   message.textContent = notes.join(" ");
-  uploadButton.disabled = Boolean(dateProblem) || upload !== null;
+  uploadButton.disabled = Boolean(dateProblem) || unreadable.length > 0 || upload !== null;
 }
 
 function withFieldKeys(errors) {

@@ -59,19 +59,25 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> BrowserSetup:
-    home, profile, extension = tmp_path / "home", tmp_path / "profile", tmp_path / "extension"
+def browser_setup(folder: Path) -> BrowserSetup:
+    """A HOME, a browser profile and host folders of their own, all under `folder`."""
+    home, profile, extension = folder / "home", folder / "profile", folder / "extension"
     home.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DHIMS2_", "XDG_"))},
         "HOME": str(home),
-        "DHIMS2_CONFIG_DIR": str(tmp_path / "config"),
-        "DHIMS2_DATA_DIR": str(tmp_path / "data"),
-        "DHIMS2_LOG_DIR": str(tmp_path / "logs"),
+        "DHIMS2_CONFIG_DIR": str(folder / "config"),
+        "DHIMS2_DATA_DIR": str(folder / "data"),
+        "DHIMS2_LOG_DIR": str(folder / "logs"),
     }
-    write_stub_extension(extension)
     return BrowserSetup(home, profile, extension, env)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> BrowserSetup:
+    made = browser_setup(tmp_path)
+    write_stub_extension(made.extension)
+    return made
 
 
 def write_stub_extension(folder: Path) -> None:
@@ -85,24 +91,35 @@ def write_stub_extension(folder: Path) -> None:
     (folder / "background.js").write_text(STUB_SERVICE_WORKER, encoding="utf-8")
 
 
+def install_host_in(setup: BrowserSetup, *options: str) -> None:
+    """Register the real host as a user would: for the Chromium profile, or as `options` say."""
+    where = options or ("--user-data-dir", str(setup.profile))
+    subprocess.run(
+        [sys.executable, str(CHECKOUT / "install.py"), "--no-venv", *where],
+        env=setup.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def configure_host_in(setup: BrowserSetup, *options: str) -> None:
+    """Save host settings with the `dhims2 config` command, as a user could before installing."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dhims2"), "config", *options],
+        env=setup.env,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
 @pytest.fixture
 def install_host(setup: BrowserSetup) -> Callable[[], Path]:
     """Register the real host in the test's profile, as a user would; returns the manifest."""
 
     def install() -> Path:
-        subprocess.run(
-            [
-                sys.executable,
-                str(CHECKOUT / "install.py"),
-                "--no-venv",
-                "--user-data-dir",
-                str(setup.profile),
-            ],
-            env=setup.env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        install_host_in(setup)
         return setup.profile / "NativeMessagingHosts" / "org.dhims2.uploader.json"
 
     return install
@@ -161,15 +178,7 @@ def launch_extension(
 
 @pytest.fixture
 def configure_host(setup: BrowserSetup) -> Callable[..., None]:
-    """Save host settings with the `dhims2 config` command, as a user could before installing."""
-
     def configure(*options: str) -> None:
-        subprocess.run(
-            [str(Path(sys.executable).parent / "dhims2"), "config", *options],
-            env=setup.env,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        configure_host_in(setup, *options)
 
     return configure

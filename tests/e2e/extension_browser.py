@@ -121,6 +121,6 @@ def fill_capture_form(
     for uid, name in options.items():
         page.fill(f"input#{uid}", name)
         page.locator(field(uid)).get_by_role("option", name=name, exact=True).click()
-        expect(page.locator(f"{field(uid)} .single-value")).to_have_text(name)
+        expect(page.locator(f"{field(uid)} .Select-value-label")).to_have_text(name)
     for uid, value in booleans.items():
         page.check(f"input#{uid}{'Yes' if value else 'No'}")

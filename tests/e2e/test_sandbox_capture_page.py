@@ -112,9 +112,9 @@ def test_a_filled_form_saves_option_codes_and_shows_option_names(page, sandbox):
     page.fill("input#fg8sMCaTOrK", "ale")  # matches Male and Female
     page.press("input#fg8sMCaTOrK", "ArrowDown")
     page.press("input#fg8sMCaTOrK", "Enter")
-    expect(page.locator(f"{field('fg8sMCaTOrK')} .single-value")).to_have_text("Female")
+    expect(page.locator(f"{field('fg8sMCaTOrK')} .Select-value-label")).to_have_text("Female")
     expect(page.locator("input#fg8sMCaTOrK")).to_have_value("")
-    expect(page.locator(f"{field('yPXPzceTIvq')} .single-value")).to_have_text(
+    expect(page.locator(f"{field('yPXPzceTIvq')} .Select-value-label")).to_have_text(
         "B54 - Unspecified malaria"
     )
     page.check("input#dsVClbnOnm6No")

@@ -1,5 +1,6 @@
 """A stand-in for DHIS2 2.41 on loopback: the tracker import API with its async jobs, validation,
-authentication, a Capture-like form, and knobs to make it slow or fail on purpose.
+authentication, the real Capture app (given a build) or a Capture-like form, and knobs to make it
+slow or fail on purpose.
 
     from dhims2.sandbox import Knobs, Sandbox
 

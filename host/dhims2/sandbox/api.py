@@ -19,6 +19,7 @@ from typing import Any
 
 from dhims2.dhis2.uids import is_uid
 from dhims2.sandbox.auth import Authentication, Authenticator
+from dhims2.sandbox.capture_app import CaptureApp, empty_list
 from dhims2.sandbox.catalog import Catalog
 from dhims2.sandbox.event_filters import data_value_filter
 from dhims2.sandbox.fields import parse_fields, select_fields
@@ -45,6 +46,8 @@ JSON = "application/json;charset=UTF-8"
 HTML = "text/html;charset=UTF-8"
 API_VERSIONS = range(28, 43)  # /api/28/... to /api/42/... behave like /api/...
 _VERSIONED_API = re.compile(r"/api/([0-9]+)(/.*)?")
+_METADATA_LIST = re.compile(r"/api/([A-Za-z]+)")
+_TRACKER_LIST = re.compile(r"/api/tracker/([A-Za-z]+)")
 _UID = r"([^/]+)"
 _GATEWAY_ERRORS = (
     (502, "Bad Gateway"),
@@ -114,8 +117,12 @@ class SandboxApp:
         authenticator: Authenticator,
         knobs: Knobs,
         dice: Dice,
+        capture_app: CaptureApp | None = None,
+        date_format: str = "yyyy-mm-dd",
     ) -> None:
         self._context_path = context_path
+        self._capture_app = capture_app
+        self._date_format = date_format
         self._version = version
         self._catalog = catalog
         self._store = store
@@ -130,7 +137,14 @@ class SandboxApp:
             for path, (name, content_type) in _PAGES.items()
         }
 
-        routes: list[tuple[str, str, Callable[..., Response]]] = [
+        routes: list[tuple[str, str, Callable[..., Response]]] = []
+        if capture_app is not None:
+            # Before /api/programs/{uid}, which would take "orgUnits" for a program UID.
+            routes += [
+                (method, path, _json_handler(handler))
+                for method, path, handler in capture_app.routes()
+            ]
+        routes += [
             ("GET", "/api/system/info", self._system_info),
             ("GET", "/api/me", self._me),
             ("GET", f"/api/programs/{_UID}", self._program),
@@ -162,6 +176,7 @@ class SandboxApp:
     # --- plumbing ------------------------------------------------------------------------------
 
     def _api(self, request: Request, path: str) -> Response:
+        path = path.removesuffix(".json")  # DHIS2 takes /api/me.json for /api/me
         if self._dice.chance(self._knobs.error_rate):
             return self._gateway_error()
         if path == "/api/auth/login" and self._version.has_login_api:
@@ -179,6 +194,14 @@ class SandboxApp:
             path_known = path_known or match is not None
         if path_known:
             raise ApiError(405, f"Request method '{request.method}' is not supported")
+        if self._capture_app is not None and request.method == "GET":
+            # The Capture app asks for metadata the sandbox does not model (program rules,
+            # constants, relationship types...): DHIS2 answers an empty list for those.
+            if listed := _METADATA_LIST.fullmatch(path):
+                return json_response(200, empty_list(listed.group(1), request.query))
+            if _TRACKER_LIST.fullmatch(path):
+                # The shape of an empty tracker list is a guess from 2.41's paged answers.
+                return json_response(200, {"page": 1, "pageSize": 50, "instances": []})
         raise ApiError(404, f"No endpoint {request.method} {path} on this DHIS2 {self._version}")
 
     def _unauthenticated(self, request: Request, authentication: Authentication) -> Response:
@@ -232,20 +255,37 @@ class SandboxApp:
                 "serverDate": datetime.now().isoformat(timespec="milliseconds"),
                 "serverTimeZoneId": self._catalog.system.get("serverTimeZoneId", "Africa/Accra"),
                 "calendar": "iso8601",
-                "dateFormat": "yyyy-mm-dd",
+                "dateFormat": self._date_format,
                 "systemName": "DHIMS2 sandbox",
             },
         )
 
     def _me(self, request: Request, user: dict[str, Any]) -> Response:
         units = [self._catalog.org_units[unit["id"]] for unit in user.get("organisationUnits", [])]
+        name = user.get("name") or user["username"]
+        scope = [
+            {**{key: unit[key] for key in ("id", "name", "path")}, "displayName": unit["name"]}
+            for unit in units
+        ]
+        # What Capture reads at start (dhis2-core MeController#getCurrentUser): names, roles,
+        # the capture and search scopes, and the locales in `settings`.
         me = {
             "id": user["id"],
             "username": user["username"],
-            "name": user.get("name") or user["username"],
-            "organisationUnits": [
-                {key: unit[key] for key in ("id", "name", "path")} for unit in units
-            ],
+            "name": name,
+            "displayName": name,
+            "firstName": user.get("firstName", name),
+            "surname": user.get("surname", ""),
+            "email": "",
+            "organisationUnits": scope,
+            "teiSearchOrganisationUnits": scope,
+            "dataViewOrganisationUnits": scope,
+            "userRoles": [],
+            "userGroups": [],
+            "programs": sorted(self._catalog.programs),
+            # The sandbox user may do everything the sandbox can do; a simplification.
+            "authorities": ["ALL"],
+            "settings": {"keyUiLocale": "en", "keyDbLocale": "en"},
         }
         return json_response(200, self._select(request, me))
 
@@ -259,7 +299,19 @@ class SandboxApp:
         unit = self._catalog.org_units.get(uid)
         if unit is None:
             raise NotFound(f"OrganisationUnit with id {uid} could not be found.")
-        return json_response(200, self._select(request, unit))
+        ancestors = [part for part in unit.get("path", "").split("/") if part and part != uid]
+        described = {
+            **unit,
+            "displayName": unit["name"],
+            "code": unit.get("code"),
+            # Capture's header lists the ancestors; an ancestor the sandbox does not hold is
+            # named by its UID.
+            "ancestors": [
+                {"id": a, "displayName": self._catalog.org_units.get(a, {}).get("name", a)}
+                for a in ancestors
+            ],
+        }
+        return json_response(200, self._select(request, described))
 
     def _select(self, request: Request, value: Any) -> Any:
         fields = first(request.query, "fields")
@@ -419,6 +471,13 @@ class SandboxApp:
     # --- pages ---------------------------------------------------------------------------------
 
     def _page(self, request: Request, path: str) -> Response:
+        if (
+            self._capture_app is not None
+            and path.startswith("/dhis-web-capture/")
+            and request.method == "GET"
+        ):
+            relative = path.removeprefix("/dhis-web-capture/")
+            return self._capture_file(self._capture_app, request, relative)
         if path in ("", "/", "/dhis-web-capture"):
             return redirect(self._url(request, "/dhis-web-capture/"))
         if path == "/dhis-web-login":
@@ -434,6 +493,18 @@ class SandboxApp:
             return redirect(self._url(request, "/dhis-web-login/"))
         body, content_type = self._pages[path]
         return Response(200, body, content_type)
+
+    def _capture_file(self, capture_app: CaptureApp, request: Request, relative: str) -> Response:
+        if relative in ("", "index.html"):
+            # DHIS2 sends a browser without a session to its login page first.
+            if self._auth.authenticate(request.headers).user is None:
+                return redirect(self._url(request, "/dhis-web-login/"))
+            body = capture_app.index_html(self._url(request, ""))
+            return Response(200, body, HTML, (("Cache-Control", "no-cache"),))
+        found = capture_app.file(relative)
+        if found is None:
+            return Response(404, b"<html><body><h1>404 Not Found</h1></body></html>", HTML)
+        return Response(200, *found)
 
     def _form_login(self, request: Request) -> Response:
         form = urllib.parse.parse_qs(request.read_body().decode("utf-8", errors="replace"))
@@ -451,6 +522,15 @@ def _html_error(status: int, phrase: str) -> Response:
     title = f"{status} {phrase}"
     page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><hr>nginx</body></html>"
     return Response(status, page.encode(), HTML)
+
+
+def _json_handler(handler: Callable[..., Any]) -> Callable[..., Response]:
+    """A route answering `handler(query, user, *groups)` as JSON."""
+
+    def answer(request: Request, user: dict[str, Any], *groups: str) -> Response:
+        return json_response(200, handler(request.query, user, *groups))
+
+    return answer
 
 
 def _require_uid(value: str, what: str) -> None:

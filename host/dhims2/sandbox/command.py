@@ -6,6 +6,9 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
+
+from dhims2.sandbox.capture_app import DATE_FORMATS
 
 # (flag, Knobs field, help); the command line takes milliseconds where the knob takes seconds.
 _MILLISECOND_KNOBS = (
@@ -45,23 +48,43 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=None, help="seed for the rates, to replay a run"
     )
+    parser.add_argument(
+        "--capture-app",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a DHIS2 Capture web app build to serve at <context path>/dhis-web-capture/",
+    )
+    parser.add_argument(
+        "--date-format",
+        choices=DATE_FORMATS,
+        default="yyyy-mm-dd",
+        help="the server's date format setting, as Capture shows dates (default yyyy-mm-dd)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from dhims2.sandbox import Knobs, Sandbox
+    from dhims2.sandbox.capture_app import CaptureBuildMissing
 
     knobs = Knobs(
         **{knob: getattr(args, _dest(flag)) / 1000 for flag, knob, _help in _MILLISECOND_KNOBS},
         **{knob: getattr(args, _dest(flag)) for flag, knob, _help in _RATE_KNOBS},
         seed=args.seed,
     )
-    sandbox = Sandbox(
-        host=args.host,
-        port=args.port,
-        context_path=args.context_path,
-        version=args.server_version,
-        knobs=knobs,
-    )
+    try:
+        sandbox = Sandbox(
+            host=args.host,
+            port=args.port,
+            context_path=args.context_path,
+            version=args.server_version,
+            knobs=knobs,
+            capture_app=args.capture_app,
+            date_format=args.date_format,
+        )
+    except CaptureBuildMissing as error:
+        print(error, file=sys.stderr)
+        return 2
     try:
         sandbox.start()
     except OSError as error:
@@ -80,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"user: {sandbox.username}")
         print(f"password: {sandbox.password}")
         print(f"token: {sandbox.create_token()}")
+        if args.capture_app is not None:
+            print(f"Capture: {sandbox.base_url}/dhis-web-capture/")
         print("Press Ctrl+C to stop", flush=True)
         while not stop_requested.wait(0.5):
             pass

@@ -16,12 +16,14 @@ import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from dhims2.forms.metadata import bundled_metadata
 from dhims2.sandbox.api import Request, Response, SandboxApp, canonical_path, json_response
 from dhims2.sandbox.auth import Authenticator
+from dhims2.sandbox.capture_app import DATE_FORMATS, CaptureApp
 from dhims2.sandbox.catalog import Catalog
 from dhims2.sandbox.importer import Importer
 from dhims2.sandbox.jobs import JobRunner
@@ -49,8 +51,14 @@ class Sandbox:
         version: str = "2.41.3",
         knobs: Knobs | None = None,
         metadata: dict[str, Any] | None = None,
+        capture_app: Path | None = None,
+        date_format: str = "yyyy-mm-dd",
     ) -> None:
-        """`metadata` replaces the bundled In-Patient metadata (same shape), e.g. in tests."""
+        """`metadata` replaces the bundled In-Patient metadata (same shape), e.g. in tests.
+        `capture_app` is a DHIS2 Capture web app build, served at /dhis-web-capture/;
+        `date_format` is the server's date format setting (yyyy-mm-dd or dd-mm-yyyy)."""
+        if date_format not in DATE_FORMATS:
+            raise ValueError(f"Unknown date format `{date_format}`: use one of {DATE_FORMATS}")
         self.knobs = knobs if knobs is not None else Knobs()
         self.version = ServerVersion.parse(version)
         self.context_path = _normalize_context_path(context_path)
@@ -80,6 +88,8 @@ class Sandbox:
             authenticator=self._auth,
             knobs=self.knobs,
             dice=dice,
+            capture_app=CaptureApp(capture_app, catalog) if capture_app is not None else None,
+            date_format=date_format,
         )
         self._request_counts: Counter[tuple[str, str]] = Counter()
         # Not DHIS2: a load balancer in front of several nodes, pinning a client to one node

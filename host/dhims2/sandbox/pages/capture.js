@@ -67,12 +67,12 @@
   }
 
   // React-Select-like dropdown: the input is only a search box (empty once an option is chosen);
-  // the chosen option's name shows in the single-value element.
+  // the chosen option's name shows in the value label (react-select v1 markup, as Capture v101 has it).
   function optionSelect(dataElement) {
     const options = dataElement.optionSet.options;
     const container = element("div", "select");
     const control = element("div", "select-control");
-    const singleValue = element("div", "single-value");
+    const singleValue = element("div", "Select-value-label");
     const input = textInput();
     input.id = dataElement.id;
     input.setAttribute("role", "combobox");
