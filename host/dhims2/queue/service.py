@@ -389,12 +389,15 @@ class UploadService:
         self, records: list[StoredRecord], report: dict[str, Any]
     ) -> dict[int, tuple[str, list[dict[str, Any]]]]:
         errors_by_event = _error_reports_by_event(report)
-        already_imported = self._found_on_server | self.store.imported_event_uids(
+        uploaded_before = self.store.imported_event_uids(
             self.server, [r.event_uid for r in records]
         )
+        already_imported = self._found_on_server | uploaded_before
         saved = _saved_event_uids(report)
+        # The pre-send lookup also finds an event a lost answer left on the server: only our
+        # own earlier uploads rule out an unanswered send.
         imported_earlier = self._imported_by_an_unanswered_send(
-            [r for r in records if r.event_uid not in already_imported], errors_by_event
+            [r for r in records if r.event_uid not in uploaded_before], errors_by_event
         )
         results: dict[int, tuple[str, list[dict[str, Any]]]] = {}
         for record in records:
