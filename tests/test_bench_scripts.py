@@ -114,8 +114,10 @@ def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
     start_up = found["start-up against a bare Python start, 3 runs interleaved"]
     assert number(MILLISECONDS, start_up["bare python -c pass (median)"]) > 0
     for name in ("dhims2-host spawn to hello", "dhims2 --help", "dhims2 --version"):
-        assert start_up[f"{name} (median)"].endswith("x bare")
-        assert start_up[f"{name} within 3x bare"].startswith(("met", "MISSED"))
+        ratio = number(MULTIPLE, start_up[f"{name} (median)"].split(", ")[-1].replace(" bare", ""))
+        # A time ratio on a shared machine: the verdict must match the figure, not be "met".
+        verdict = start_up[f"{name} within 3x bare"]
+        assert verdict.startswith("met" if ratio <= 3 else "MISSED")
     for title in (
         "dhims2-host: `upload` with `records`, sent to the end",
         "dhims2-host: `upload` with `sheet`, sent to the end",
@@ -124,7 +126,8 @@ def test_host_prints_hello_time_and_memory_ratios(outputs: dict[str, str]):
         figures = found[title]
         assert number(MEBIBYTES, figures["peak memory, 200 records"]) > 1
         assert number(MULTIPLE, figures["peak ratio 200 / 50 records"]) > 0
-        assert figures["memory flat as records grow"].startswith(("met", "MISSED"))
+        # Memory does not depend on the machine's load: flat is required.
+        assert figures["memory flat as records grow"].startswith("met")
 
 
 def test_fleet_proves_nothing_duplicated_lost_or_failed_and_prints_the_queue_figures():
@@ -154,4 +157,5 @@ def test_lookup_prints_its_cost_per_thousand_records_next_to_the_upload(outputs:
         share = float(figures["lookup share of the upload"].rstrip("%"))
         assert number(SECONDS, figures["upload"]) > 0 and 0 < share < 100
         assert int(figures["lookups (one per job)"]) == 2  # 200 records in jobs of 100
-        assert figures["lookup under 15% of the upload"].startswith(("met", "MISSED"))
+        verdict = figures["lookup under 15% of the upload"]
+        assert verdict.startswith("met" if share < 15 else "MISSED")
