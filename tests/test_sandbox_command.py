@@ -87,6 +87,7 @@ def test_it_stops_cleanly_on_a_signal(running_sandbox, stop_signal):
     [
         (["--error-rate", "2"], "--error-rate"),
         (["--latency-ms", "-5"], "--latency-ms"),
+        (["--uplink-kbps", "-1"], "--uplink-kbps"),
         (["--version", "3.1"], "--version"),
         (["--port", "http"], "--port"),
     ],

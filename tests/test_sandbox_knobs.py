@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 import requests
 
+from dhims2.forms.metadata import PROGRAM_UID
 from dhims2.sandbox import Knobs, Sandbox
 
 
@@ -15,6 +17,40 @@ def test_latency_delays_every_answer(sandbox, sandbox_client):
     started = time.monotonic()
     assert sandbox_client.get("/api/system/info").status_code == 200
     assert time.monotonic() - started >= 0.05
+
+
+def test_the_uplink_carries_request_and_response_bodies_at_its_bandwidth(sandbox, sandbox_client):
+    sandbox.knobs.uplink_bytes_per_second = 100_000
+    started = time.monotonic()
+    sandbox_client.post("/api/tracker?async=false", data=b"x" * 40_000)  # refused, once carried
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    answer = sandbox_client.get(f"/api/programs/{PROGRAM_UID}")
+    took = time.monotonic() - started
+    assert answer.status_code == 200 and len(answer.content) > 5_000
+    assert took >= len(answer.content) / 100_000
+    sandbox.knobs.uplink_bytes_per_second = 0
+    started = time.monotonic()
+    sandbox_client.post("/api/tracker?async=false", data=b"x" * 40_000)
+    assert time.monotonic() - started < 0.4
+
+
+def test_bodies_crossing_the_uplink_together_share_it(sandbox, sandbox_client):
+    sandbox.knobs.uplink_bytes_per_second = 100_000
+    finished: list[float] = []
+
+    def send() -> None:
+        sandbox_client.post("/api/tracker?async=false", data=b"x" * 25_000)
+        finished.append(time.monotonic())
+
+    started = time.monotonic()
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(10)
+    # Each body alone takes 0.25 s; the second waits for the first.
+    assert max(finished) - started >= 0.5
 
 
 def test_error_rate_answers_like_a_failing_gateway(sandbox, sandbox_client, inpatient_event):

@@ -46,6 +46,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     for flag, _knob, help_text in _RATE_KNOBS:
         parser.add_argument(flag, type=_rate, default=0.0, metavar="FRACTION", help=help_text)
     parser.add_argument(
+        "--uplink-kbps",
+        type=_kilobits,
+        default=0.0,
+        metavar="KBITS",
+        help="bandwidth of the client's link in kilobits/s, each way, e.g. 1000 (default: none)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=None, help="seed for the rates, to replay a run"
     )
     parser.add_argument(
@@ -70,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     knobs = Knobs(
         **{knob: getattr(args, _dest(flag)) / 1000 for flag, knob, _help in _MILLISECOND_KNOBS},
         **{knob: getattr(args, _dest(flag)) for flag, knob, _help in _RATE_KNOBS},
+        # kilobits a second to bytes a second
+        uplink_bytes_per_second=args.uplink_kbps * 1000 / 8,
         seed=args.seed,
     )
     try:
@@ -129,6 +138,13 @@ def _milliseconds(text: str) -> float:
     value = _number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"`{text}` must be 0 or more milliseconds")
+    return value
+
+
+def _kilobits(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"`{text}` must be 0 or more kilobits a second")
     return value
 
 

@@ -45,6 +45,9 @@ class Knobs:
     # answer POST /api/tracker with this status without importing: 403 (a firewall's HTML
     # page) or 409 (the job scheduler's conflict); 0: off
     refuse_imports_status: float = 0.0
+    # a clinic's link: request and response bodies each cross at this many bytes a second,
+    # one after the other in each direction (0: no limit)
+    uplink_bytes_per_second: float = 0.0
     seed: int | None = None  # RNG seed for the rates (deterministic tests)
 
     def __post_init__(self) -> None:

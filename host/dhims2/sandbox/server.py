@@ -28,6 +28,7 @@ from dhims2.sandbox.catalog import Catalog
 from dhims2.sandbox.importer import Importer
 from dhims2.sandbox.jobs import JobRunner
 from dhims2.sandbox.knobs import Dice, Knobs
+from dhims2.sandbox.link import Link
 from dhims2.sandbox.store import EventStore
 from dhims2.sandbox.version import ServerVersion
 from dhims2.sandbox.webmessage import web_message
@@ -92,6 +93,7 @@ class Sandbox:
             date_format=date_format,
         )
         self._request_counts: Counter[tuple[str, str]] = Counter()
+        self._uplink, self._downlink = Link(), Link()
         # Not DHIS2: a load balancer in front of several nodes, pinning a client to one node
         # with this cookie (each node keeps its own job notifications in memory).
         self.balancer_cookie: str | None = None
@@ -301,6 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
         if sandbox.knobs.latency > 0:
             time.sleep(sandbox.knobs.latency)
         body = _Body(self)
+        sandbox._uplink.carry(body.length, sandbox.knobs.uplink_bytes_per_second)
         if body.problem is not None:
             self._send(body.problem, close=True)
             return
@@ -326,6 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset_connection()
             return
         body.drain()
+        sandbox._downlink.carry(len(response.body), sandbox.knobs.uplink_bytes_per_second)
         self._send(response)
 
     def _host(self) -> str:
@@ -367,27 +371,27 @@ class _Body:
         self._handler = handler
         self._data: bytes | None = None
         self.problem: Response | None = None
-        self._length = 0
+        self.length = 0
         if handler.headers.get("Transfer-Encoding", "").strip().lower() == "chunked":
             self.problem = json_response(
                 411, web_message(411, "Send the body with a Content-Length")
             )
             return
         try:
-            self._length = int(handler.headers.get("Content-Length") or 0)
-            if self._length < 0:
+            self.length = int(handler.headers.get("Content-Length") or 0)
+            if self.length < 0:
                 raise ValueError
         except ValueError:
             self.problem = json_response(400, web_message(400, "Invalid Content-Length header"))
             return
-        if self._length > MAX_BODY_BYTES:
+        if self.length > MAX_BODY_BYTES:
             self.problem = json_response(
                 413, web_message(413, f"Request body larger than {MAX_BODY_BYTES} bytes")
             )
 
     def read(self) -> bytes:
         if self._data is None:
-            self._data = self._handler.rfile.read(self._length)
+            self._data = self._handler.rfile.read(self.length)
         return self._data
 
     def drain(self) -> None:
