@@ -31,7 +31,7 @@ def test_without_a_file_the_defaults_are_dhims2s() -> None:
     loaded = config.load_config()
     assert loaded == Config()
     assert loaded.server == "https://events.chimgh.org/events/"
-    assert (loaded.auth, loaded.token, loaded.batch_size) == ("session", None, 100)
+    assert (loaded.auth, loaded.token, loaded.batch_size) == ("session", None, None)
     assert (loaded.program, loaded.stage, loaded.org_unit) == (
         "fFYTJRzD2qq",
         "LR7JT7ZNg8E",

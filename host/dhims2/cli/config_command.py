@@ -21,7 +21,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--program", help="default program UID")
     parser.add_argument("--stage", help="default program stage UID")
     parser.add_argument("--org-unit", dest="org_unit", help="default org unit UID")
-    parser.add_argument("--batch-size", dest="batch_size", type=int, help="events per import job")
+    parser.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=_batch_size,
+        help="events per import job, fixed; `auto` (the default) sizes jobs to the server",
+    )
     parser.add_argument(
         "--retention-days",
         dest="retention_days",
@@ -57,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         changes["token"] = sys.stdin.readline().strip() if args.token == "-" else args.token
     if args.clear_token:
         changes["token"] = None
+    if changes.get("batch_size") == "auto":
+        changes["batch_size"] = None
     saved = _saved_or_set_aside(changing=bool(changes))
     if changes:
         updated = saved.with_changes(**changes)
@@ -103,3 +110,12 @@ def _saved_or_set_aside(*, changing: bool) -> Config:
             file=sys.stderr,
         )
         return Config()
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number or `auto`") from None

@@ -138,6 +138,9 @@ class ProgressLine:
         self._show(f"Reading and checking {source_name}{counted}", first=rows == 0)
 
     def __call__(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "jobs.sized":
+            self._say(job_size_text(message))
+            return
         if message.get("type") != "batch.progress":
             return
         if self.batch_id is not None and message.get("batch") != self.batch_id:
@@ -159,6 +162,11 @@ class ProgressLine:
             self.out.write(f"\r{self._latest}\x1b[K\n")  # the last state, even if not drawn yet
             self.out.flush()
 
+    def _say(self, text: str) -> None:
+        """A line of its own that the progress line does not overwrite."""
+        self.out.write(f"\r{text}\x1b[K\n" if self.terminal else text + "\n")
+        self.out.flush()
+
     def _show(self, text: str, *, first: bool = False) -> None:
         self._latest = text
         now = time.monotonic()
@@ -169,3 +177,16 @@ class ProgressLine:
         self.out.write(f"\r{text}\x1b[K" if self.terminal else text.rstrip() + "\n")
         self._last_line_at = now
         self.out.flush()
+
+
+def job_size_text(sized: dict[str, Any]) -> str:
+    """The job size the service chose (a `jobs.sized` message), and why, in one line."""
+    size = sized["size"]
+    if sized["how"] == "configured":
+        return f"Jobs of {size} events (the configured batch size)"
+    if sized["how"] == "probing":
+        return f"Jobs of {size} events (measuring the server's job costs)"
+    return (
+        f"Jobs of {size} events (sized to the server: {sized['seconds_per_job']:.2f} s per job"
+        f" + {sized['seconds_per_event'] * 1000:.1f} ms per event)"
+    )

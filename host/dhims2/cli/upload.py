@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config()
     batch_size = args.batch_size if args.batch_size is not None else config.batch_size
-    if not 1 <= batch_size <= 1000:
+    if batch_size is not None and not 1 <= batch_size <= 1000:
         raise UsageError("--batch-size must be between 1 and 1000")
     template = load_template(args.template) if args.template else None
     if args.offline and not args.dry_run:
@@ -129,7 +129,7 @@ def upload_file(
     program: str,
     stage: str,
     org_unit: str | None,
-    batch_size: int,
+    batch_size: int | None,
     dry_run: bool = False,
     wait: bool = True,
     timeout: float | None = None,
@@ -151,6 +151,7 @@ def upload_file(
     from dhims2.forms.mapping import Mapper, RecordDefaults
     from dhims2.forms.metadata import REPORT_DATE_DATA_ELEMENT
     from dhims2.queue import store as states
+    from dhims2.queue.batch_sizing import FIRST_SIZE
     from dhims2.queue.service import UploadService, UploadSettings, run_service
     from dhims2.sheets.preparation import prepared_records
     from dhims2.sheets.reading import open_records
@@ -185,7 +186,9 @@ def upload_file(
         records = _counted(source.name, prepared, progress)
         if dry_run:
             reasons: dict[int, str] = {}
-            status = _dry_run(client, records, reasons, as_json=as_json, chunk_size=batch_size)
+            status = _dry_run(
+                client, records, reasons, as_json=as_json, chunk_size=batch_size or FIRST_SIZE
+            )
         else:
             assert client is not None, "only a dry run goes without a client"
             service = UploadService(

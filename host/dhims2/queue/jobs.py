@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.errors import Dhis2Error, InvalidInput
@@ -60,6 +61,8 @@ class JobOutcome:
     report: dict | None
     messages: list[str]
     error: str | None
+    # How long DHIS2 spent running the job, from its own notification times; None if unknown.
+    busy_seconds: float | None = None
 
 
 @dataclass
@@ -74,11 +77,12 @@ class _TrackedJob:
     report_checked_at: float = 0.0
     completed_at: float | None = None
     report_misses: int = 0
+    busy_seconds: float | None = None
 
     def outcome(
         self, state: str, report: dict | None = None, error: str | None = None
     ) -> JobOutcome:
-        return JobOutcome(self.job_id, state, report, list(self.messages), error)
+        return JobOutcome(self.job_id, state, report, list(self.messages), error, self.busy_seconds)
 
 
 class JobFollower:
@@ -228,6 +232,7 @@ class JobFollower:
                 callbacks.on_progress(job.job_id, list(messages))
         final = next((entry for entry in notifications if entry["completed"]), None)
         if final is not None:
+            job.busy_seconds = server_busy_seconds(notifications)
             return self._settle_completed(job, now, final, changed)
         if self._report_is_due(job, now):
             # From 2.41.4 the notifier drops notifications when its queue is full, the completed
@@ -322,6 +327,22 @@ class _Callbacks:
     on_progress: ProgressCallback | None
     on_queued: QueuedCallback | None
     on_silence: SilenceCallback | None
+
+
+def server_busy_seconds(notifications: list[dict]) -> float | None:
+    """Seconds from a job's first notification to its completed one, on DHIS2's own clock.
+
+    Every notification carries its `time` (Notification.getTime), written as ISO-8601 without a
+    zone (WriteDateStdSerializer: DateUtils.toIso8601NoTz). None when the times are missing or
+    unreadable: the job then teaches nothing about the server's costs."""
+    try:
+        times = [(datetime.fromisoformat(e["time"]), e["completed"]) for e in notifications]
+        seconds = (
+            max(at for at, completed in times if completed) - min(at for at, _ in times)
+        ).total_seconds()
+    except (KeyError, TypeError, ValueError):  # no time, an unreadable one, or none completed
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _is_seconds(value: object) -> bool:

@@ -25,6 +25,7 @@ from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.forms.text import invalid_text_errors
 from dhims2.queue import store as states
+from dhims2.queue.batch_sizing import BatchSizer, JobCostFile
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
 from dhims2.queue.server_match import events_on_server
@@ -44,7 +45,8 @@ Listener = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class UploadSettings:
-    batch_size: int = 100
+    # Events per job; None: sized to the server's measured job costs (queue.batch_sizing).
+    batch_size: int | None = None
     # DHIS2 runs one tracker import at a time; a few queued behind it keep the server busy
     # without flooding a shared national server's queue.
     max_jobs_in_flight: int = 3
@@ -74,8 +76,9 @@ class UploadService:
         self.follower = follower or JobFollower(client, clock=time.time)
         self._listener = listener
         self._identity_key = store.install_secret("identity-key")
-        # Lowered when a proxy refuses a job as too large (HTTP 413).
-        self._batch_limit = self.settings.batch_size
+        self._job_costs = JobCostFile(store.path.parent)
+        self._sizer = BatchSizer(self.settings.batch_size, self._job_costs.load(self.server))
+        self._reported_size: dict[str, Any] | None = None
         # Events found on the server before their first send: their outcome is "updated".
         self._found_on_server: set[str] = set()
 
@@ -177,7 +180,7 @@ class UploadService:
         while room is None or room > 0:
             if stop and stop.is_set():
                 break
-            records = self.store.claim_for_sending(self.server, self._batch_limit)
+            records = self.store.claim_for_sending(self.server, self._next_batch_size())
             if not records:
                 break
             self._submit(records)
@@ -261,6 +264,7 @@ class UploadService:
             job_id=job_id, server=self.server, record_ids=record_ids, submitted_at=submitted_at
         )
         log.info("job %s accepted for %d records", job_id, len(records))
+        self._sizer.sent(len(records))
         self._emit_records(records, states.IMPORTING, job_id=job_id)
 
     def _after_refusal(self, records: list[StoredRecord], error: RequestRejected) -> None:
@@ -270,7 +274,7 @@ class UploadService:
         which wait for the next run."""
         if error.status == 413 and len(records) > 1:
             half = len(records) // 2
-            self._batch_limit = max(1, min(self._batch_limit, half))
+            self._sizer.refused_as_too_large(len(records))
             log.info("a job of %d records was too large; sending halves", len(records))
             self._submit(records[:half])
             self._submit(records[half:])
@@ -347,6 +351,9 @@ class UploadService:
 
     def _apply(self, outcome: JobOutcome) -> None:
         records = self.store.job_records(outcome.job_id)
+        if outcome.state == "completed" and outcome.busy_seconds is not None:
+            self._sizer.finished(len(records), outcome.busy_seconds)
+            self._job_costs.save(self.server, self._sizer.samples)
         if outcome.state == "completed" and outcome.report is not None:
             results = self._results_from_report(records, outcome.report)
         elif outcome.state == "forgotten":
@@ -462,7 +469,7 @@ class UploadService:
     def _run_legacy(self, stop: threading.Event | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
-            claimed = self.store.claim_for_sending(self.server, self.settings.batch_size)
+            claimed = self.store.claim_for_sending(self.server, self._next_batch_size())
             if not claimed:
                 return
             records = self._without_unsendable(claimed)
@@ -484,6 +491,15 @@ class UploadService:
         results = {record.id: (state, errors) for record in records}
         self.store.finish_records(results)
         self._emit_results(records, results)
+
+    def _next_batch_size(self) -> int:
+        """The sizer's choice, reported to the listener whenever it changes."""
+        choice = self._sizer.describe()
+        if choice != self._reported_size:
+            self._reported_size = choice
+            log.info("jobs of %d events (%s)", choice["size"], choice["how"])
+            self._emit({"type": "jobs.sized", **choice})
+        return int(choice["size"])
 
     # -- notifications -----------------------------------------------------------------------
 

@@ -67,7 +67,8 @@ class Config:
     program: str = PROGRAM_UID
     stage: str = STAGE_UID
     org_unit: str = ORG_UNIT_UID
-    batch_size: int = 100
+    # Events per import job; None: sized to the server's measured job costs.
+    batch_size: int | None = None
     allow_insecure_http: bool = False
     retention_days: int = 30
 
@@ -86,7 +87,8 @@ class Config:
         for name in ("program", "stage", "org_unit"):
             if not is_uid(getattr(self, name)):
                 raise ConfigError(f"{name} must be a DHIS2 UID (11 letters or digits)", field=name)
-        _require_whole_number("batch_size", self.batch_size, MAX_BATCH_SIZE)
+        if self.batch_size is not None:
+            _require_whole_number("batch_size", self.batch_size, MAX_BATCH_SIZE)
         _require_whole_number("retention_days", self.retention_days, MAX_RETENTION_DAYS)
         if not isinstance(self.allow_insecure_http, bool):
             raise ConfigError(

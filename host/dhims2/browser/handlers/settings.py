@@ -41,7 +41,7 @@ CONFIGURABLE = (
 def configure(message: Message, context: HostContext) -> dict[str, Any]:
     """Apply the given settings to the saved configuration; an empty `token` removes it."""
     changes = {name: message[name] for name in CONFIGURABLE if name in message}
-    if "batch_size" in changes:
+    if changes.get("batch_size") is not None:
         changes["batch_size"] = int(changes["batch_size"])  # JSON Schema lets 5.0 through
     if changes.get("token") == "":
         changes["token"] = None
