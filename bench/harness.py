@@ -40,9 +40,12 @@ class ServerTiming:
     latency: float  # seconds before the server answers any request (the round trip)
     per_event: float  # seconds of job processing per event
     job_overhead: float  # seconds of job processing per job, whatever its size
+    uplink_kbps: float = 0.0  # the client's link, kilobits a second each way (0: not modelled)
 
     def sandbox_flags(self) -> list[str]:
+        link = ["--uplink-kbps", f"{self.uplink_kbps:g}"] if self.uplink_kbps else []
         return [
+            *link,
             "--latency-ms",
             f"{self.latency * 1000:g}",
             "--per-event-ms",
@@ -59,6 +62,7 @@ class ServerTiming:
         return (
             f"{self.latency * 1000:g} ms round trip per request, {self.per_event * 1000:g} ms"
             f" per event, {self.job_overhead * 1000:g} ms per job, one job at a time"
+            + (f", {self.uplink_kbps:g} kbit/s link" if self.uplink_kbps else "")
         )
 
 

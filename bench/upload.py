@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     figure("server (sandbox, own process)", str(REALISTIC))
     figure(
         "our engine",
-        f"batch size {settings.batch_size}, {settings.max_jobs_in_flight} jobs in flight,"
+        f"batch size {settings.batch_size or 'sized to the server'},"
+        f" {settings.max_jobs_in_flight} jobs in flight,"
         " shipped job follower",
     )
     figure(

@@ -179,7 +179,7 @@ def upload_with(sandbox: Sandbox, store: Store, count: int, tag: str, settings=N
 def test_the_engine_learns_the_servers_job_costs_and_the_next_run_starts_with_them(tmp_path):
     knobs = Knobs(job_overhead_seconds=0.2, per_event_seconds=0.002)
     with Sandbox(knobs=knobs) as sandbox, Store(tmp_path / "uploads.sqlite3") as store:
-        first = upload_with(sandbox, store, 700, "A")
+        first = upload_with(sandbox, store, 1700, "A")
         assert first[0] == {
             "type": "jobs.sized",
             "size": FIRST_SIZE,

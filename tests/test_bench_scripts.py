@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py")
+SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py", "batching.py")
 TIMEOUT = 120
 FIGURE = re.compile(r"^  (?P<label>[^:]+):\s+(?P<value>\S.*)$")
 SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
@@ -159,3 +159,30 @@ def test_lookup_prints_its_cost_per_thousand_records_next_to_the_upload(outputs:
         assert int(figures["lookups (one per job)"]) == 2  # 200 records in jobs of 100
         verdict = figures["lookup under 15% of the upload"]
         assert verdict.startswith("met" if share < 15 else "MISSED")
+
+
+def test_batching_compares_sized_jobs_with_fixed_sizes_and_per_record_strategies(
+    outputs: dict[str, str],
+):
+    found = sections(outputs["batching.py"])
+    profiles = [title for title in found if title != "Machine"]
+    assert len(profiles) == 4 and "1000 kbit/s link" in found[profiles[-1]]["server"]
+    for title in profiles:
+        figures = found[title]
+        floor = number(SECONDS, figures["floor: server busy time, best size"])
+        fixed = {
+            label: number(SECONDS, value)
+            for label, value in figures.items()
+            if label.startswith("fixed ")
+        }
+        assert len(fixed) >= 2 and all(seconds > floor > 0 for seconds in fixed.values())
+        best = figures["best fixed size"]
+        assert number(SECONDS, best) == min(fixed.values())
+        sized = figures["sized to the server"]
+        assert "sizes " in sized and number(SECONDS, sized) > floor
+        ratio = number(MULTIPLE, figures["sized / best fixed"])
+        assert ratio == round(number(SECONDS, sized) / number(SECONDS, best), 2)
+        verdict = figures["sized within 10% of the best fixed size"]
+        assert verdict.startswith("met" if ratio <= 1.10 else "MISSED")
+        for strategy in ("async submit + poll", "synchronous import"):
+            assert number(SECONDS, figures[f"per record, {strategy}"]) > 0

@@ -180,9 +180,10 @@ class UploadService:
         while room is None or room > 0:
             if stop and stop.is_set():
                 break
-            records = self.store.claim_for_sending(self.server, self._next_batch_size())
+            records = self.store.claim_for_sending(self.server, self._sizer.next_size())
             if not records:
                 break
+            self._report_batch_size()
             self._submit(records)
             submitted = True
             if room is not None:
@@ -469,9 +470,10 @@ class UploadService:
     def _run_legacy(self, stop: threading.Event | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
-            claimed = self.store.claim_for_sending(self.server, self._next_batch_size())
+            claimed = self.store.claim_for_sending(self.server, self._sizer.next_size())
             if not claimed:
                 return
+            self._report_batch_size()
             records = self._without_unsendable(claimed)
             if not records:
                 continue
@@ -492,14 +494,13 @@ class UploadService:
         self.store.finish_records(results)
         self._emit_results(records, results)
 
-    def _next_batch_size(self) -> int:
-        """The sizer's choice, reported to the listener whenever it changes."""
+    def _report_batch_size(self) -> None:
+        """Tells the listener how the job about to be sent was sized, when that changed."""
         choice = self._sizer.describe()
         if choice != self._reported_size:
             self._reported_size = choice
             log.info("jobs of %d events (%s)", choice["size"], choice["how"])
             self._emit({"type": "jobs.sized", **choice})
-        return int(choice["size"])
 
     # -- notifications -----------------------------------------------------------------------
 
