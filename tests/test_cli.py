@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -232,3 +233,20 @@ def test_records_without_a_report_date_are_dated_by_their_admission(sandbox, tmp
             v["value"] for v in event["dataValues"] if v["dataElement"] == "HsMaBh3wKed"
         )
         assert event["occurredAt"].startswith(admission)
+
+
+def test_a_configured_batch_size_fixes_the_job_size_and_auto_sizes_to_the_server(
+    sandbox, tmp_path, env
+):
+    assert dhims2("config", "--batch-size", "7", env=env).returncode == 0
+    fixed = dhims2("upload", str(sheet(tmp_path, 15)), *server_args(sandbox), env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "Jobs of 7 events (the configured batch size)" in fixed.stderr
+    assert dhims2("config", "--batch-size", "auto", env=env).returncode == 0
+    assert json.loads(dhims2("config", "--json", env=env).stdout)["batch_size"] is None
+    sized = dhims2("upload", str(sheet(tmp_path, 5, tag="D")), *server_args(sandbox), env=env)
+    assert sized.returncode == 0, sized.stderr
+    # The jobs of 7 taught it the server's costs: the next upload starts with them.
+    assert re.search(r"Jobs of \d+ events \(sized to the server: [\d.]+ s per job", sized.stderr)
+    refused = dhims2("config", "--batch-size", "many", env=env)
+    assert refused.returncode == 2 and "`many` is not a whole number or `auto`" in refused.stderr
