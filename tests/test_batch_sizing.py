@@ -18,8 +18,8 @@ from dhims2.forms.synthetic import in_patient_form, synthetic_rows
 from dhims2.queue import store as states
 from dhims2.queue.batch_sizing import (
     FIRST_SIZE,
-    MAX_SIZE,
     MIN_SIZE,
+    NOTHING,
     PROBE_LIMIT,
     BatchSizer,
     JobCost,
@@ -54,18 +54,30 @@ def test_noise_never_makes_a_cost_negative():
 
 
 @pytest.mark.parametrize(
-    ("cost", "size"),
+    ("server", "sending", "size"),
     [
-        (JobCost(0.3, 0.005), MAX_SIZE),  # the fixed cost stays above 2 % below 1000 events
-        (JobCost(2.0, 0.001), MAX_SIZE),
-        (JobCost(0.05, 0.01), 245),  # 0.05 s is 2 % of a job of 245 events
-        (JobCost(1.0, 0.1), 290),  # 490 would run 50 s: capped at 30 s
-        (JobCost(0.0001, 0.01), MIN_SIZE),
-        (JobCost(0.5, 0.0), MAX_SIZE),
+        # 0.3 s / 739 + 5 ms is within 2 % of 0.3 s / 1000 + 5 ms
+        (JobCost(0.3, 0.005), NOTHING, 739),
+        (JobCost(2.0, 0.001), NOTHING, 971),
+        (JobCost(0.05, 0.01), NOTHING, 200),
+        (JobCost(1.0, 0.1), NOTHING, 182),  # the best size allowed is 290: 30 s a job
+        (JobCost(0.0001, 0.01), NOTHING, MIN_SIZE),
+        (JobCost(0.5, 0.0), NOTHING, 981),
+        (JobCost(0.03, 0.008), NOTHING, 158),
+        # Round trips of 0.2 s a job: the client, not the server, needs bigger jobs.
+        (JobCost(0.0, 0.008), NOTHING, MIN_SIZE),
+        (JobCost(0.0, 0.008), JobCost(0.2, 0.00005), 25),
+        # A slow link: sending is the bottleneck, and its round trips weigh on small jobs.
+        (JobCost(0.3, 0.005), JobCost(0.2, 0.0086), 532),
     ],
 )
-def test_the_size_makes_the_fixed_cost_negligible_within_bounds(cost, size):
-    assert size_for(cost) == size
+def test_the_size_is_the_smallest_near_the_best_time_per_event(server, sending, size):
+    assert size_for(server, sending) == size
+
+
+def test_a_refused_size_bounds_the_choice():
+    assert size_for(JobCost(0.3, 0.005), limit=200) == 185
+    assert size_for(JobCost(0.3, 0.005), limit=5) == 5
 
 
 def test_probing_doubles_until_two_sizes_are_measured_then_fits():
@@ -73,14 +85,14 @@ def test_probing_doubles_until_two_sizes_are_measured_then_fits():
     sizes = []
     for _ in range(4):
         sizes.append(sizer.next_size())
-        sizer.sent(sizes[-1])
+        sizer.sent(sizes[-1], 0.1)
     assert sizes == [FIRST_SIZE, 2 * FIRST_SIZE, PROBE_LIMIT, PROBE_LIMIT]
     assert sizer.describe()["how"] == "probing"
     sizer.finished(100, 0.8)
     assert sizer.next_size() == 800  # doubled; 800 x 8 ms stays far below 30 s
     sizer.finished(200, 1.3)
     assert sizer.describe() == {
-        "size": MAX_SIZE,
+        "size": 739,
         "how": "measured",
         "seconds_per_job": pytest.approx(0.3),
         "seconds_per_event": pytest.approx(0.005),
@@ -89,15 +101,15 @@ def test_probing_doubles_until_two_sizes_are_measured_then_fits():
 
 def test_a_slow_first_job_stops_the_doubling_at_the_longest_job_allowed():
     sizer = BatchSizer()
-    sizer.sent(100)
+    sizer.sent(100, 0.1)
     sizer.finished(100, 20.0)
     assert sizer.next_size() == 150  # 30 s at 0.2 s per event
 
 
 def test_a_refused_body_halves_every_later_job_configured_or_measured():
-    measured = BatchSizer(samples=[(100, 0.8), (200, 1.3)])
+    measured = BatchSizer(jobs=[(100, 0.8), (200, 1.3)])
     measured.refused_as_too_large(1000)
-    assert measured.next_size() == 500
+    assert measured.next_size() == 422  # the smallest near the best of 500
     configured = BatchSizer(fixed_size=300)
     assert configured.describe() == {
         "size": 300,
@@ -114,22 +126,26 @@ def test_unmeasured_jobs_teach_nothing():
     sizer.finished(100, None)
     sizer.finished(0, 1.0)
     sizer.finished(100, float("nan"))
-    assert sizer.samples == []
+    sizer.sent(100, float("inf"))
+    assert sizer.jobs == [] and sizer.sends == []
 
 
 def test_costs_are_kept_per_server_and_a_damaged_file_is_ignored(tmp_path):
     costs = JobCostFile(tmp_path)
-    costs.save("https://a.example/", [(100, 0.8), (200, 1.3)])
-    costs.save("https://b.example/", [(50, 2.1)])
-    assert JobCostFile(tmp_path).load("https://a.example/") == [(100, 0.8), (200, 1.3)]
-    assert costs.load("https://c.example/") == []
-    costs.path.write_text(
-        json.dumps({"https://a.example/": [[100, 0.8], ["x", 1], [0, 1], [5, -1], [7]]}),
-        encoding="utf-8",
+    costs.save("https://a.example/", BatchSizer(jobs=[(100, 0.8), (200, 1.3)], sends=[(100, 0.2)]))
+    costs.save("https://b.example/", BatchSizer(jobs=[(50, 2.1)]))
+    assert JobCostFile(tmp_path).load("https://a.example/") == (
+        [(100, 0.8), (200, 1.3)],
+        [(100, 0.2)],
     )
-    assert costs.load("https://a.example/") == [(100, 0.8)]
+    assert costs.load("https://c.example/") == ([], [])
+    damaged = [[100, 0.8], ["x", 1], [0, 1], [5, -1], [7]]
+    costs.path.write_text(
+        json.dumps({"https://a.example/": {"jobs": damaged, "sends": "x"}}), encoding="utf-8"
+    )
+    assert costs.load("https://a.example/") == ([(100, 0.8)], [])
     costs.path.write_text("{not json", encoding="utf-8")
-    assert costs.load("https://a.example/") == []
+    assert costs.load("https://a.example/") == ([], [])
 
 
 def test_busy_time_is_read_from_dhis2s_notification_times():

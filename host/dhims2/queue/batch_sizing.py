@@ -2,10 +2,13 @@
 
 A DHIS2 tracker job costs a fixed time (preheat, validation set-up, commit) plus a time per
 event, and both differ from server to server. Job durations measured on the server's own clock
-(queue.jobs.server_busy_seconds) are fitted to `fixed + per_event x events`; the size chosen is
-the smallest that makes the fixed cost a negligible share of a job, because with jobs in flight
-DHIS2 runs ours back to back and a job's time per event only falls by that share as it grows.
-Smaller jobs than that keep progress visible, lose less when one fails, and leave the shared
+(queue.jobs.server_busy_seconds) are fitted to `fixed + per_event x events`. Sending a job costs
+this client too: the duplicate lookup and the POST, one after the other on one thread, each a
+round trip plus the body's transfer over the clinic's link; those times are fitted the same way.
+With jobs in flight DHIS2 runs ours back to back, so an upload's time per event is the slower of
+the two: max(server, sending) / events, falling as jobs grow. The size chosen is the smallest
+whose time per event is within TOLERANCE of the best reachable within the bounds: smaller jobs
+start the server sooner, keep progress visible, lose less when one fails and leave the shared
 import queue sooner to other users. Bounds: MIN_SIZE..MAX_SIZE events, a job never predicted to
 run longer than MAX_JOB_SECONDS, and never larger than a size a proxy refused (HTTP 413).
 
@@ -33,15 +36,17 @@ FIRST_SIZE = 100  # before anything is known of the server
 PROBE_LIMIT = 400  # the largest job sent before any job of the server has been measured
 # A job running for minutes holds the one import queue a national server shares.
 MAX_JOB_SECONDS = 30.0
-# A size is big enough once the fixed cost is at most this share of its job's time.
-FIXED_SHARE = 0.02
+# How much slower per event than the best size a smaller size may be.
+TOLERANCE = 0.02
 REMEMBERED_JOBS = 50
 COSTS_FILE_NAME = "job-costs.json"
+
+Samples = Sequence[tuple[int, float]]
 
 
 @dataclass(frozen=True)
 class JobCost:
-    """A server's cost of one import job: `fixed_seconds + per_event_seconds x events`."""
+    """The cost of one job of n events: `fixed_seconds + per_event_seconds x n`."""
 
     fixed_seconds: float
     per_event_seconds: float
@@ -50,7 +55,10 @@ class JobCost:
         return self.fixed_seconds + self.per_event_seconds * events
 
 
-def fit_job_cost(samples: Sequence[tuple[int, float]]) -> JobCost | None:
+NOTHING = JobCost(0.0, 0.0)
+
+
+def fit_job_cost(samples: Samples) -> JobCost | None:
     """Least-squares line through (events, seconds); None until two different sizes are known.
 
     Noise can tilt the line below zero: a cost is never negative."""
@@ -65,60 +73,79 @@ def fit_job_cost(samples: Sequence[tuple[int, float]]) -> JobCost | None:
     return JobCost(max(0.0, mean_t - per_event * mean_n), per_event)
 
 
-def size_for(cost: JobCost, *, limit: int = MAX_SIZE) -> int:
-    """The smallest size whose fixed cost is at most FIXED_SHARE of its job, within bounds."""
-    if cost.per_event_seconds <= 0:
-        wanted = float(MAX_SIZE)
-    else:
-        wanted = cost.fixed_seconds * (1 - FIXED_SHARE) / (FIXED_SHARE * cost.per_event_seconds)
-        longest = (MAX_JOB_SECONDS - cost.fixed_seconds) / cost.per_event_seconds
-        wanted = min(wanted, longest)
-    return max(1, min(limit, MAX_SIZE, max(MIN_SIZE, math.ceil(wanted))))
+def sending_cost(samples: Samples) -> JobCost:
+    """The client's cost of sending a job; with one size only, all of it counts as fixed."""
+    fitted = fit_job_cost(samples)
+    if fitted is not None:
+        return fitted
+    return JobCost(sum(t for _, t in samples) / len(samples), 0.0) if samples else NOTHING
+
+
+def size_for(server: JobCost, sending: JobCost = NOTHING, *, limit: int = MAX_SIZE) -> int:
+    """The smallest size within TOLERANCE of the best time per event reachable within bounds."""
+    upper = min(limit, MAX_SIZE)
+    if server.per_event_seconds > 0:
+        longest = (MAX_JOB_SECONDS - server.fixed_seconds) / server.per_event_seconds
+        upper = min(upper, math.floor(longest))
+    upper = max(1, upper)
+
+    def per_event(events: int) -> float:
+        return max(server.seconds(events), sending.seconds(events)) / events
+
+    # Both costs are a fixed part plus a part per event: the time per event only falls with size.
+    good_enough = per_event(upper) * (1 + TOLERANCE)
+    return next(n for n in range(min(MIN_SIZE, upper), upper + 1) if per_event(n) <= good_enough)
 
 
 class BatchSizer:
-    """The size of the next job for one server, and why; learns from each finished job."""
+    """The size of the next job for one server, and why; learns from each job sent and run."""
 
-    def __init__(self, fixed_size: int | None = None, samples: Sequence[tuple[int, float]] = ()):
+    def __init__(
+        self, fixed_size: int | None = None, jobs: Samples = (), sends: Samples = ()
+    ) -> None:
         self.fixed_size = fixed_size
-        self._samples = list(samples)[-REMEMBERED_JOBS:]
+        self._jobs = list(jobs)[-REMEMBERED_JOBS:]  # (events, seconds the server ran the job)
+        self._sends = list(sends)[-REMEMBERED_JOBS:]  # (events, seconds this client took to send)
         self._limit = MAX_SIZE  # lowered when a proxy refuses a body as too large
         self._largest_sent = 0
 
     @property
-    def samples(self) -> list[tuple[int, float]]:
-        return list(self._samples)
+    def jobs(self) -> list[tuple[int, float]]:
+        return list(self._jobs)
 
     @property
-    def cost(self) -> JobCost | None:
-        return fit_job_cost(self._samples)
+    def sends(self) -> list[tuple[int, float]]:
+        return list(self._sends)
 
     def next_size(self) -> int:
         if self.fixed_size is not None:
             return max(1, min(self.fixed_size, self._limit))
-        cost = self.cost
+        cost = fit_job_cost(self._jobs)
         if cost is not None:
-            return size_for(cost, limit=self._limit)
+            return size_for(cost, sending_cost(self._sends), limit=self._limit)
         # Until two sizes are measured, each job doubles the largest one sent, so that the fixed
         # and per-event costs can be told apart soon: at most PROBE_LIMIT blind, then never
         # beyond MAX_JOB_SECONDS as if all of a measured job's time were per event.
         size = 2 * self._largest_sent if self._largest_sent else FIRST_SIZE
-        if not self._samples:
+        if not self._jobs:
             size = min(size, PROBE_LIMIT)
         else:
-            events, seconds = self._samples[-1]
+            events, seconds = self._jobs[-1]
             if seconds > 0:
                 size = min(size, math.floor(MAX_JOB_SECONDS * events / seconds))
         return max(1, min(self._limit, MAX_SIZE, max(MIN_SIZE, size)))
 
-    def sent(self, events: int) -> None:
+    def sent(self, events: int, seconds: float) -> None:
+        """A job of `events` took this client `seconds` to send (lookup and POST)."""
         self._largest_sent = max(self._largest_sent, events)
+        if events > 0 and math.isfinite(seconds) and seconds >= 0:
+            self._sends = [*self._sends, (events, seconds)][-REMEMBERED_JOBS:]
 
     def finished(self, events: int, busy_seconds: float | None) -> None:
         """A job of `events` ran for `busy_seconds` on the server (None: not measured)."""
         if busy_seconds is None or events <= 0 or not math.isfinite(busy_seconds):
             return
-        self._samples = [*self._samples, (events, busy_seconds)][-REMEMBERED_JOBS:]
+        self._jobs = [*self._jobs, (events, busy_seconds)][-REMEMBERED_JOBS:]
 
     def refused_as_too_large(self, events: int) -> None:
         """HTTP 413 for a job of `events`: from now on at most half of it."""
@@ -126,7 +153,7 @@ class BatchSizer:
 
     def describe(self) -> dict[str, Any]:
         """The choice as reported to the user: the size, how it was chosen, the fitted costs."""
-        cost = None if self.fixed_size is not None else self.cost
+        cost = None if self.fixed_size is not None else fit_job_cost(self._jobs)
         if self.fixed_size is not None:
             how = "configured"
         elif cost is not None:
@@ -142,29 +169,24 @@ class BatchSizer:
 
 
 class JobCostFile:
-    """The measured job durations of each server, kept between runs (no patient data)."""
+    """What each server's jobs cost to run and to send, kept between runs (no patient data)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / COSTS_FILE_NAME
 
-    def load(self, server: str) -> list[tuple[int, float]]:
-        entries = self._read().get(server)
-        if not isinstance(entries, list):
-            return []
-        return [
-            (int(item[0]), float(item[1]))
-            for item in entries
-            if isinstance(item, list)
-            and len(item) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
-            and item[0] > 0
-            and math.isfinite(item[1])
-            and item[1] >= 0
-        ][-REMEMBERED_JOBS:]
+    def load(self, server: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        """(jobs, sends) measured earlier for `server`; nothing for an unknown or damaged file."""
+        entry = self._read().get(server)
+        if not isinstance(entry, dict):
+            return [], []
+        return _samples(entry.get("jobs")), _samples(entry.get("sends"))
 
-    def save(self, server: str, samples: Sequence[tuple[int, float]]) -> None:
+    def save(self, server: str, sizer: BatchSizer) -> None:
         everything = self._read()
-        everything[server] = [list(sample) for sample in samples[-REMEMBERED_JOBS:]]
+        everything[server] = {
+            "jobs": [list(sample) for sample in sizer.jobs],
+            "sends": [list(sample) for sample in sizer.sends],
+        }
         partial = self.path.with_name(self.path.name + ".partial")
         try:
             partial.write_text(json.dumps(everything), encoding="utf-8")
@@ -179,3 +201,18 @@ class JobCostFile:
         except (OSError, ValueError):
             return {}
         return content if isinstance(content, dict) else {}
+
+
+def _samples(entries: object) -> list[tuple[int, float]]:
+    if not isinstance(entries, list):
+        return []
+    return [
+        (int(item[0]), float(item[1]))
+        for item in entries
+        if isinstance(item, list)
+        and len(item) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
+        and item[0] > 0
+        and math.isfinite(item[1])
+        and item[1] >= 0
+    ][-REMEMBERED_JOBS:]

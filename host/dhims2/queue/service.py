@@ -77,7 +77,7 @@ class UploadService:
         self._listener = listener
         self._identity_key = store.install_secret("identity-key")
         self._job_costs = JobCostFile(store.path.parent)
-        self._sizer = BatchSizer(self.settings.batch_size, self._job_costs.load(self.server))
+        self._sizer = BatchSizer(self.settings.batch_size, *self._job_costs.load(self.server))
         self._reported_size: dict[str, Any] | None = None
         # Events found on the server before their first send: their outcome is "updated".
         self._found_on_server: set[str] = set()
@@ -265,7 +265,7 @@ class UploadService:
             job_id=job_id, server=self.server, record_ids=record_ids, submitted_at=submitted_at
         )
         log.info("job %s accepted for %d records", job_id, len(records))
-        self._sizer.sent(len(records))
+        self._sizer.sent(len(records), time.time() - submitted_at)
         self._emit_records(records, states.IMPORTING, job_id=job_id)
 
     def _after_refusal(self, records: list[StoredRecord], error: RequestRejected) -> None:
@@ -354,7 +354,7 @@ class UploadService:
         records = self.store.job_records(outcome.job_id)
         if outcome.state == "completed" and outcome.busy_seconds is not None:
             self._sizer.finished(len(records), outcome.busy_seconds)
-            self._job_costs.save(self.server, self._sizer.samples)
+            self._job_costs.save(self.server, self._sizer)
         if outcome.state == "completed" and outcome.report is not None:
             results = self._results_from_report(records, outcome.report)
         elif outcome.state == "forgotten":
