@@ -54,45 +54,48 @@ def test_noise_never_makes_a_cost_negative():
 
 
 @pytest.mark.parametrize(
-    ("server", "sending", "size"),
+    ("server", "client", "remaining", "size"),
     [
-        # 0.3 s / 739 + 5 ms is within 2 % of 0.3 s / 1000 + 5 ms
-        (JobCost(0.3, 0.005), NOTHING, 739),
-        (JobCost(2.0, 0.001), NOTHING, 971),
-        (JobCost(0.05, 0.01), NOTHING, 200),
-        (JobCost(1.0, 0.1), NOTHING, 182),  # the best size allowed is 290: 30 s a job
-        (JobCost(0.0001, 0.01), NOTHING, MIN_SIZE),
-        (JobCost(0.5, 0.0), NOTHING, 981),
-        (JobCost(0.03, 0.008), NOTHING, 158),
-        # Round trips of 0.2 s a job: the client, not the server, needs bigger jobs.
-        (JobCost(0.0, 0.008), NOTHING, MIN_SIZE),
-        (JobCost(0.0, 0.008), JobCost(0.2, 0.00005), 25),
-        # A slow link: sending is the bottleneck, and its round trips weigh on small jobs.
-        (JobCost(0.3, 0.005), JobCost(0.2, 0.0086), 532),
+        # Two jobs of 600 beat three of 400 by 4.5%: more than the 2% allowed.
+        (JobCost(0.3, 0.005), NOTHING, 1200, 600),
+        # 0.9 s of client time nothing overlaps: 4 jobs of 300 are within 2% of 3 of 400.
+        (JobCost(0.3, 0.005), JobCost(0.3, 0.002), 1200, 300),
+        (JobCost(0.3, 0.005), JobCost(0.3, 0.002), 150, 150),
+        (JobCost(2.0, 0.001), JobCost(0.3, 0.002), 1200, 600),
+        # Cheap jobs: the client's start and end weigh more than fixed costs.
+        (JobCost(0.03, 0.008), JobCost(0.3, 0.002), 1200, 60),
+        # A slow link makes sending the bottleneck: small jobs keep it and the server busy.
+        (JobCost(0.3, 0.005), JobCost(0.3, 0.0106), 1200, 134),
+        (JobCost(0.0001, 0.01), NOTHING, 1000, MIN_SIZE),
     ],
 )
-def test_the_size_is_the_smallest_near_the_best_time_per_event(server, sending, size):
-    assert size_for(server, sending) == size
+def test_the_size_is_the_smallest_near_the_best_predicted_time(server, client, remaining, size):
+    assert size_for(server, client, remaining=remaining) == size
+
+
+def test_no_job_is_predicted_to_run_over_30_seconds():
+    size = size_for(JobCost(1.0, 0.1), remaining=10_000)
+    assert JobCost(1.0, 0.1).seconds(size) <= 30
 
 
 def test_a_refused_size_bounds_the_choice():
-    assert size_for(JobCost(0.3, 0.005), limit=200) == 185
-    assert size_for(JobCost(0.3, 0.005), limit=5) == 5
+    assert size_for(JobCost(0.3, 0.005), remaining=1200, limit=200) == 200
+    assert size_for(JobCost(0.3, 0.005), remaining=1200, limit=5) == 5
 
 
 def test_probing_doubles_until_two_sizes_are_measured_then_fits():
     sizer = BatchSizer()
     sizes = []
     for _ in range(4):
-        sizes.append(sizer.next_size())
-        sizer.sent(sizes[-1], 0.1)
+        sizes.append(sizer.next_size(5000))
+        sizer.sent(sizes[-1])
     assert sizes == [FIRST_SIZE, 2 * FIRST_SIZE, PROBE_LIMIT, PROBE_LIMIT]
-    assert sizer.describe()["how"] == "probing"
+    assert sizer.describe(5000)["how"] == "probing"
     sizer.finished(100, 0.8)
-    assert sizer.next_size() == 800  # doubled; 800 x 8 ms stays far below 30 s
+    assert sizer.next_size(5000) == 800  # doubled; 800 x 8 ms stays far below 30 s
     sizer.finished(200, 1.3)
-    assert sizer.describe() == {
-        "size": 739,
+    assert sizer.describe(1200) == {
+        "size": 600,
         "how": "measured",
         "seconds_per_job": pytest.approx(0.3),
         "seconds_per_event": pytest.approx(0.005),
@@ -101,24 +104,24 @@ def test_probing_doubles_until_two_sizes_are_measured_then_fits():
 
 def test_a_slow_first_job_stops_the_doubling_at_the_longest_job_allowed():
     sizer = BatchSizer()
-    sizer.sent(100, 0.1)
+    sizer.sent(100)
     sizer.finished(100, 20.0)
-    assert sizer.next_size() == 150  # 30 s at 0.2 s per event
+    assert sizer.next_size(5000) == 150  # 30 s at 0.2 s per event
 
 
 def test_a_refused_body_halves_every_later_job_configured_or_measured():
     measured = BatchSizer(jobs=[(100, 0.8), (200, 1.3)])
     measured.refused_as_too_large(1000)
-    assert measured.next_size() == 422  # the smallest near the best of 500
+    assert measured.next_size(5000) == 455  # 11 jobs: within 2% of 10 jobs of 500
     configured = BatchSizer(fixed_size=300)
-    assert configured.describe() == {
+    assert configured.describe(5000) == {
         "size": 300,
         "how": "configured",
         "seconds_per_job": None,
         "seconds_per_event": None,
     }
     configured.refused_as_too_large(300)
-    assert configured.next_size() == 150
+    assert configured.next_size(5000) == 150
 
 
 def test_unmeasured_jobs_teach_nothing():
@@ -126,13 +129,15 @@ def test_unmeasured_jobs_teach_nothing():
     sizer.finished(100, None)
     sizer.finished(0, 1.0)
     sizer.finished(100, float("nan"))
-    sizer.sent(100, float("inf"))
-    assert sizer.jobs == [] and sizer.sends == []
+    sizer.handled(100, float("inf"))
+    assert sizer.jobs == [] and sizer.handling == []
 
 
 def test_costs_are_kept_per_server_and_a_damaged_file_is_ignored(tmp_path):
     costs = JobCostFile(tmp_path)
-    costs.save("https://a.example/", BatchSizer(jobs=[(100, 0.8), (200, 1.3)], sends=[(100, 0.2)]))
+    costs.save(
+        "https://a.example/", BatchSizer(jobs=[(100, 0.8), (200, 1.3)], handling=[(100, 0.2)])
+    )
     costs.save("https://b.example/", BatchSizer(jobs=[(50, 2.1)]))
     assert JobCostFile(tmp_path).load("https://a.example/") == (
         [(100, 0.8), (200, 1.3)],
@@ -141,7 +146,7 @@ def test_costs_are_kept_per_server_and_a_damaged_file_is_ignored(tmp_path):
     assert costs.load("https://c.example/") == ([], [])
     damaged = [[100, 0.8], ["x", 1], [0, 1], [5, -1], [7]]
     costs.path.write_text(
-        json.dumps({"https://a.example/": {"jobs": damaged, "sends": "x"}}), encoding="utf-8"
+        json.dumps({"https://a.example/": {"jobs": damaged, "handling": "x"}}), encoding="utf-8"
     )
     assert costs.load("https://a.example/") == ([(100, 0.8)], [])
     costs.path.write_text("{not json", encoding="utf-8")
@@ -207,7 +212,6 @@ def test_the_engine_learns_the_servers_job_costs_and_the_next_run_starts_with_th
         assert learnt["how"] == "measured"
         assert learnt["seconds_per_job"] == pytest.approx(0.2, abs=0.08)
         assert learnt["seconds_per_event"] == pytest.approx(0.002, rel=0.4)
-        assert learnt["size"] > PROBE_LIMIT
         second = upload_with(sandbox, store, 30, "B")
         assert second[0]["how"] == "measured"
         fixed = upload_with(sandbox, store, 30, "C", UploadSettings(batch_size=7))

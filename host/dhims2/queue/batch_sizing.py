@@ -2,15 +2,18 @@
 
 A DHIS2 tracker job costs a fixed time (preheat, validation set-up, commit) plus a time per
 event, and both differ from server to server. Job durations measured on the server's own clock
-(queue.jobs.server_busy_seconds) are fitted to `fixed + per_event x events`. Sending a job costs
-this client too: the duplicate lookup and the POST, one after the other on one thread, each a
-round trip plus the body's transfer over the clinic's link; those times are fitted the same way.
-With jobs in flight DHIS2 runs ours back to back, so an upload's time per event is the slower of
-the two: max(server, sending) / events, falling as jobs grow. The size chosen is the smallest
-whose time per event is within TOLERANCE of the best reachable within the bounds: smaller jobs
-start the server sooner, keep progress visible, lose less when one fails and leave the shared
-import queue sooner to other users. Bounds: MIN_SIZE..MAX_SIZE events, a job never predicted to
-run longer than MAX_JOB_SECONDS, and never larger than a size a proxy refused (HTTP 413).
+(queue.jobs.server_busy_seconds) are fitted to `fixed + per_event x events`. A job costs this
+client too, on its one thread: the duplicate lookup and the POST (round trips, and the body over
+the clinic's link), then reading the outcome and recording it; those times are fitted the same
+way. With jobs in flight DHIS2 runs ours back to back, so R events take about
+ceil(R / n) x max(server, client) for jobs of n, plus one job's client time that nothing
+overlaps (the first job is sent before the server has anything to do, the last one's outcome
+is recorded after it has finished). Few big jobs save fixed costs; smaller ones start the
+server sooner and finish sooner after it. The size chosen is the smallest whose predicted time
+is within TOLERANCE of the best, for the records still to send: smaller jobs keep progress
+visible, lose less when one fails and leave the shared import queue sooner to other users.
+Bounds: MIN_SIZE..MAX_SIZE events, a job never predicted to run longer than MAX_JOB_SECONDS,
+and never larger than a size a proxy refused (HTTP 413).
 
 The costs are remembered per server in a small file beside the store, so an upload starts with
 what the earlier ones measured. A configured batch size fixes the size instead (413 still halves
@@ -36,7 +39,7 @@ FIRST_SIZE = 100  # before anything is known of the server
 PROBE_LIMIT = 400  # the largest job sent before any job of the server has been measured
 # A job running for minutes holds the one import queue a national server shares.
 MAX_JOB_SECONDS = 30.0
-# How much slower per event than the best size a smaller size may be.
+# How much slower than the best size a smaller size may be predicted to be.
 TOLERANCE = 0.02
 REMEMBERED_JOBS = 50
 COSTS_FILE_NAME = "job-costs.json"
@@ -73,39 +76,45 @@ def fit_job_cost(samples: Samples) -> JobCost | None:
     return JobCost(max(0.0, mean_t - per_event * mean_n), per_event)
 
 
-def sending_cost(samples: Samples) -> JobCost:
-    """The client's cost of sending a job; with one size only, all of it counts as fixed."""
+def client_cost(samples: Samples) -> JobCost:
+    """This client's cost of handling a job; with one size only, all of it counts as fixed."""
     fitted = fit_job_cost(samples)
     if fitted is not None:
         return fitted
     return JobCost(sum(t for _, t in samples) / len(samples), 0.0) if samples else NOTHING
 
 
-def size_for(server: JobCost, sending: JobCost = NOTHING, *, limit: int = MAX_SIZE) -> int:
-    """The smallest size within TOLERANCE of the best time per event reachable within bounds."""
+def size_for(
+    server: JobCost, client: JobCost = NOTHING, *, remaining: int, limit: int = MAX_SIZE
+) -> int:
+    """The smallest size predicted within TOLERANCE of the best for `remaining` events."""
     upper = min(limit, MAX_SIZE)
     if server.per_event_seconds > 0:
         longest = (MAX_JOB_SECONDS - server.fixed_seconds) / server.per_event_seconds
         upper = min(upper, math.floor(longest))
     upper = max(1, upper)
+    remaining = max(1, remaining)
 
-    def per_event(events: int) -> float:
-        return max(server.seconds(events), sending.seconds(events)) / events
+    def seconds(events: int) -> float:
+        jobs = math.ceil(remaining / events)
+        slower = max(server.seconds(events), client.seconds(events))
+        return jobs * slower + client.seconds(events)
 
-    # Both costs are a fixed part plus a part per event: the time per event only falls with size.
-    good_enough = per_event(upper) * (1 + TOLERANCE)
-    return next(n for n in range(min(MIN_SIZE, upper), upper + 1) if per_event(n) <= good_enough)
+    sizes = range(min(MIN_SIZE, upper), upper + 1)
+    good_enough = min(seconds(events) for events in sizes) * (1 + TOLERANCE)
+    return next(events for events in sizes if seconds(events) <= good_enough)
 
 
 class BatchSizer:
-    """The size of the next job for one server, and why; learns from each job sent and run."""
+    """The size of the next job for one server, and why; learns from each job it handles."""
 
     def __init__(
-        self, fixed_size: int | None = None, jobs: Samples = (), sends: Samples = ()
+        self, fixed_size: int | None = None, jobs: Samples = (), handling: Samples = ()
     ) -> None:
         self.fixed_size = fixed_size
         self._jobs = list(jobs)[-REMEMBERED_JOBS:]  # (events, seconds the server ran the job)
-        self._sends = list(sends)[-REMEMBERED_JOBS:]  # (events, seconds this client took to send)
+        # (events, seconds this client spent sending the job and recording its outcome)
+        self._handling = list(handling)[-REMEMBERED_JOBS:]
         self._limit = MAX_SIZE  # lowered when a proxy refuses a body as too large
         self._largest_sent = 0
 
@@ -114,15 +123,17 @@ class BatchSizer:
         return list(self._jobs)
 
     @property
-    def sends(self) -> list[tuple[int, float]]:
-        return list(self._sends)
+    def handling(self) -> list[tuple[int, float]]:
+        return list(self._handling)
 
-    def next_size(self) -> int:
+    def next_size(self, remaining: int) -> int:
+        """Events for the next job, `remaining` events being left to send."""
         if self.fixed_size is not None:
             return max(1, min(self.fixed_size, self._limit))
         cost = fit_job_cost(self._jobs)
         if cost is not None:
-            return size_for(cost, sending_cost(self._sends), limit=self._limit)
+            client = client_cost(self._handling)
+            return size_for(cost, client, remaining=remaining, limit=self._limit)
         # Until two sizes are measured, each job doubles the largest one sent, so that the fixed
         # and per-event costs can be told apart soon: at most PROBE_LIMIT blind, then never
         # beyond MAX_JOB_SECONDS as if all of a measured job's time were per event.
@@ -135,11 +146,8 @@ class BatchSizer:
                 size = min(size, math.floor(MAX_JOB_SECONDS * events / seconds))
         return max(1, min(self._limit, MAX_SIZE, max(MIN_SIZE, size)))
 
-    def sent(self, events: int, seconds: float) -> None:
-        """A job of `events` took this client `seconds` to send (lookup and POST)."""
+    def sent(self, events: int) -> None:
         self._largest_sent = max(self._largest_sent, events)
-        if events > 0 and math.isfinite(seconds) and seconds >= 0:
-            self._sends = [*self._sends, (events, seconds)][-REMEMBERED_JOBS:]
 
     def finished(self, events: int, busy_seconds: float | None) -> None:
         """A job of `events` ran for `busy_seconds` on the server (None: not measured)."""
@@ -147,11 +155,16 @@ class BatchSizer:
             return
         self._jobs = [*self._jobs, (events, busy_seconds)][-REMEMBERED_JOBS:]
 
+    def handled(self, events: int, seconds: float) -> None:
+        """Sending a job of `events` and recording its outcome took this client `seconds`."""
+        if events > 0 and math.isfinite(seconds) and seconds >= 0:
+            self._handling = [*self._handling, (events, seconds)][-REMEMBERED_JOBS:]
+
     def refused_as_too_large(self, events: int) -> None:
         """HTTP 413 for a job of `events`: from now on at most half of it."""
         self._limit = max(1, min(self._limit, events // 2))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, remaining: int) -> dict[str, Any]:
         """The choice as reported to the user: the size, how it was chosen, the fitted costs."""
         cost = None if self.fixed_size is not None else fit_job_cost(self._jobs)
         if self.fixed_size is not None:
@@ -161,7 +174,7 @@ class BatchSizer:
         else:
             how = "probing"
         return {
-            "size": self.next_size(),
+            "size": self.next_size(remaining),
             "how": how,
             "seconds_per_job": None if cost is None else round(cost.fixed_seconds, 4),
             "seconds_per_event": None if cost is None else round(cost.per_event_seconds, 6),
@@ -169,23 +182,23 @@ class BatchSizer:
 
 
 class JobCostFile:
-    """What each server's jobs cost to run and to send, kept between runs (no patient data)."""
+    """What each server's jobs cost to run and to handle, kept between runs (no patient data)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / COSTS_FILE_NAME
 
     def load(self, server: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """(jobs, sends) measured earlier for `server`; nothing for an unknown or damaged file."""
+        """(jobs, handling) measured earlier for `server`; none for an unknown or damaged file."""
         entry = self._read().get(server)
         if not isinstance(entry, dict):
             return [], []
-        return _samples(entry.get("jobs")), _samples(entry.get("sends"))
+        return _samples(entry.get("jobs")), _samples(entry.get("handling"))
 
     def save(self, server: str, sizer: BatchSizer) -> None:
         everything = self._read()
         everything[server] = {
             "jobs": [list(sample) for sample in sizer.jobs],
-            "sends": [list(sample) for sample in sizer.sends],
+            "handling": [list(sample) for sample in sizer.handling],
         }
         partial = self.path.with_name(self.path.name + ".partial")
         try:

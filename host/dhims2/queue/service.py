@@ -79,6 +79,8 @@ class UploadService:
         self._job_costs = JobCostFile(store.path.parent)
         self._sizer = BatchSizer(self.settings.batch_size, *self._job_costs.load(self.server))
         self._reported_size: dict[str, Any] | None = None
+        # Jobs sent by this run: (events, seconds spent sending), until their outcome is recorded.
+        self._sent_jobs: dict[str, tuple[int, float]] = {}
         # Events found on the server before their first send: their outcome is "updated".
         self._found_on_server: set[str] = set()
 
@@ -180,10 +182,11 @@ class UploadService:
         while room is None or room > 0:
             if stop and stop.is_set():
                 break
-            records = self.store.claim_for_sending(self.server, self._sizer.next_size())
+            remaining = self.store.pending_count(self.server)
+            records = self.store.claim_for_sending(self.server, self._sizer.next_size(remaining))
             if not records:
                 break
-            self._report_batch_size()
+            self._report_batch_size(remaining)
             self._submit(records)
             submitted = True
             if room is not None:
@@ -265,7 +268,8 @@ class UploadService:
             job_id=job_id, server=self.server, record_ids=record_ids, submitted_at=submitted_at
         )
         log.info("job %s accepted for %d records", job_id, len(records))
-        self._sizer.sent(len(records), time.time() - submitted_at)
+        self._sizer.sent(len(records))
+        self._sent_jobs[job_id] = (len(records), time.time() - submitted_at)
         self._emit_records(records, states.IMPORTING, job_id=job_id)
 
     def _after_refusal(self, records: list[StoredRecord], error: RequestRejected) -> None:
@@ -321,7 +325,9 @@ class UploadService:
         for outcome in outcomes:
             if outcome.state == "running":
                 continue
+            applying = time.time()
             self._apply(outcome)
+            self._learn_client_cost(outcome.job_id, time.time() - applying)
             # Return after the first finished job so its slot is refilled at once.
             return
 
@@ -354,7 +360,6 @@ class UploadService:
         records = self.store.job_records(outcome.job_id)
         if outcome.state == "completed" and outcome.busy_seconds is not None:
             self._sizer.finished(len(records), outcome.busy_seconds)
-            self._job_costs.save(self.server, self._sizer)
         if outcome.state == "completed" and outcome.report is not None:
             results = self._results_from_report(records, outcome.report)
         elif outcome.state == "forgotten":
@@ -470,10 +475,11 @@ class UploadService:
     def _run_legacy(self, stop: threading.Event | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
-            claimed = self.store.claim_for_sending(self.server, self._sizer.next_size())
+            remaining = self.store.pending_count(self.server)
+            claimed = self.store.claim_for_sending(self.server, self._sizer.next_size(remaining))
             if not claimed:
                 return
-            self._report_batch_size()
+            self._report_batch_size(remaining)
             records = self._without_unsendable(claimed)
             if not records:
                 continue
@@ -494,9 +500,17 @@ class UploadService:
         self.store.finish_records(results)
         self._emit_results(records, results)
 
-    def _report_batch_size(self) -> None:
+    def _learn_client_cost(self, job_id: str, recording_seconds: float) -> None:
+        """Keeps what handling a job sent by this run cost, and every measurement so far."""
+        sent = self._sent_jobs.pop(job_id, None)
+        if sent is not None:
+            events, sending_seconds = sent
+            self._sizer.handled(events, sending_seconds + recording_seconds)
+        self._job_costs.save(self.server, self._sizer)
+
+    def _report_batch_size(self, remaining: int) -> None:
         """Tells the listener how the job about to be sent was sized, when that changed."""
-        choice = self._sizer.describe()
+        choice = self._sizer.describe(remaining)
         if choice != self._reported_size:
             self._reported_size = choice
             log.info("jobs of %d events (%s)", choice["size"], choice["how"])
