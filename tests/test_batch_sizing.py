@@ -18,7 +18,6 @@ from dhims2.forms.synthetic import in_patient_form, synthetic_rows
 from dhims2.queue import store as states
 from dhims2.queue.batch_sizing import (
     FIRST_SIZE,
-    MIN_SIZE,
     NOTHING,
     PROBE_LIMIT,
     BatchSizer,
@@ -62,11 +61,13 @@ def test_noise_never_makes_a_cost_negative():
         (JobCost(0.3, 0.005), JobCost(0.3, 0.002), 1200, 300),
         (JobCost(0.3, 0.005), JobCost(0.3, 0.002), 150, 150),
         (JobCost(2.0, 0.001), JobCost(0.3, 0.002), 1200, 600),
-        # Cheap jobs: the client's start and end weigh more than fixed costs.
-        (JobCost(0.03, 0.008), JobCost(0.3, 0.002), 1200, 60),
-        # A slow link makes sending the bottleneck: small jobs keep it and the server busy.
-        (JobCost(0.3, 0.005), JobCost(0.3, 0.0106), 1200, 134),
-        (JobCost(0.0001, 0.01), NOTHING, 1000, MIN_SIZE),
+        # Cheap jobs: as small as possible, but each runs at least a second (122 x 8 ms).
+        (JobCost(0.03, 0.008), JobCost(0.3, 0.002), 1200, 122),
+        (JobCost(0.0, 0.008), NOTHING, 1200, 134),  # 9 jobs: none of them a remnant
+        # A slow link makes sending the bottleneck: jobs small enough to keep the server busy.
+        (JobCost(0.3, 0.005), JobCost(0.3, 0.0106), 1200, 172),
+        (JobCost(0.0001, 0.0001), NOTHING, 50, 50),
+        (JobCost(0.01, 0.0), NOTHING, 5, 5),
     ],
 )
 def test_the_size_is_the_smallest_near_the_best_predicted_time(server, client, remaining, size):

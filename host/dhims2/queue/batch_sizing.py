@@ -5,15 +5,17 @@ event, and both differ from server to server. Job durations measured on the serv
 (queue.jobs.server_busy_seconds) are fitted to `fixed + per_event x events`. A job costs this
 client too, on its one thread: the duplicate lookup and the POST (round trips, and the body over
 the clinic's link), then reading the outcome and recording it; those times are fitted the same
-way. With jobs in flight DHIS2 runs ours back to back, so R events take about
-ceil(R / n) x max(server, client) for jobs of n, plus one job's client time that nothing
-overlaps (the first job is sent before the server has anything to do, the last one's outcome
-is recorded after it has finished). Few big jobs save fixed costs; smaller ones start the
-server sooner and finish sooner after it. The size chosen is the smallest whose predicted time
-is within TOLERANCE of the best, for the records still to send: smaller jobs keep progress
-visible, lose less when one fails and leave the shared import queue sooner to other users.
+way. Server and client work as a two-stage pipeline (jobs in flight keep DHIS2 running ours
+back to back), so R events in jobs of n take about ceil(R / n) x the slower stage's time per
+job, plus one job of the faster stage, which nothing overlaps: the first job is sent before
+the server has work, or the last one runs after everything is sent. Few big jobs save fixed
+costs; smaller ones start sooner and finish sooner after the bottleneck. The size chosen is
+the smallest whose predicted time is within TOLERANCE of the best, for the records still to
+send: smaller jobs keep progress visible, lose less when one fails and leave the shared import
+queue sooner to other users.
 Bounds: MIN_SIZE..MAX_SIZE events, a job never predicted to run longer than MAX_JOB_SECONDS,
-and never larger than a size a proxy refused (HTTP 413).
+nor shorter than MIN_JOB_SECONDS where a bigger one is allowed, and never larger than a size a
+proxy refused (HTTP 413).
 
 The costs are remembered per server in a small file beside the store, so an upload starts with
 what the earlier ones measured. A configured batch size fixes the size instead (413 still halves
@@ -39,6 +41,10 @@ FIRST_SIZE = 100  # before anything is known of the server
 PROBE_LIMIT = 400  # the largest job sent before any job of the server has been measured
 # A job running for minutes holds the one import queue a national server shares.
 MAX_JOB_SECONDS = 30.0
+# Following a job costs round trips that the fit does not see (polls, its report): a job that
+# runs for less than the follower's longest poll interval (queue.jobs.RUNNING_MAX_POLL) is
+# followed for longer than it runs.
+MIN_JOB_SECONDS = 1.0
 # How much slower than the best size a smaller size may be predicted to be.
 TOLERANCE = 0.02
 REMEMBERED_JOBS = 50
@@ -92,15 +98,18 @@ def size_for(
     if server.per_event_seconds > 0:
         longest = (MAX_JOB_SECONDS - server.fixed_seconds) / server.per_event_seconds
         upper = min(upper, math.floor(longest))
-    upper = max(1, upper)
     remaining = max(1, remaining)
+    upper = max(1, min(upper, remaining))  # a bigger job would carry the same records
+    lower = min(MIN_SIZE, upper)
+    if server.per_event_seconds > 0:
+        shortest = math.ceil((MIN_JOB_SECONDS - server.fixed_seconds) / server.per_event_seconds)
+        lower = min(max(lower, shortest), upper)
 
     def seconds(events: int) -> float:
-        jobs = math.ceil(remaining / events)
-        slower = max(server.seconds(events), client.seconds(events))
-        return jobs * slower + client.seconds(events)
+        stages = sorted((server.seconds(events), client.seconds(events)))
+        return math.ceil(remaining / events) * stages[1] + stages[0]
 
-    sizes = range(min(MIN_SIZE, upper), upper + 1)
+    sizes = range(lower, upper + 1)
     good_enough = min(seconds(events) for events in sizes) * (1 + TOLERANCE)
     return next(events for events in sizes if seconds(events) <= good_enough)
 
