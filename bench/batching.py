@@ -205,7 +205,7 @@ def run_profile(profile: Profile, records: int, sample: int, rounds: int, root: 
     figure("server", str(profile.timing))
     figure("records per run", f"{records:,}")
     figure(
-        "floor: server busy time, best size",
+        "floor (server busy time, best size)",
         f"{floor:.2f} s (jobs of {floor_size}: {math.ceil(records / floor_size)})",
     )
     fixed = {size: fastest(runs) for size, runs in fixed_runs.items()}

@@ -169,7 +169,7 @@ def test_batching_compares_sized_jobs_with_fixed_sizes_and_per_record_strategies
     assert len(profiles) == 4 and "1000 kbit/s link" in found[profiles[-1]]["server"]
     for title in profiles:
         figures = found[title]
-        floor = number(SECONDS, figures["floor: server busy time, best size"])
+        floor = number(SECONDS, figures["floor (server busy time, best size)"])
         fixed = {
             label: number(SECONDS, value)
             for label, value in figures.items()
