@@ -39,6 +39,7 @@ def write_batch_json(store: Store, batch_id: str, out: TextIO = sys.stdout) -> N
         "batch": batch_id,
         **{key: counts[key] for key in ("total", "created", "updated", "rejected", "failed")},
         "pending": counts["pending"],
+        "reading": counts["reading"],
     }
     out.write(json.dumps(head)[:-1] + ', "records": [')
     for index, record in enumerate(store.iter_batch_records(batch_id)):
