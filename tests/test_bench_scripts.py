@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py")
+SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py", "backlog.py")
 TIMEOUT = 120
 FIGURE = re.compile(r"^  (?P<label>[^:]+):\s+(?P<value>\S.*)$")
 SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
@@ -159,3 +159,25 @@ def test_lookup_prints_its_cost_per_thousand_records_next_to_the_upload(outputs:
         assert int(figures["lookups (one per job)"]) == 2  # 200 records in jobs of 100
         verdict = figures["lookup under 15% of the upload"]
         assert verdict.startswith("met" if share < 15 else "MISSED")
+
+
+def test_backlog_prints_both_sizes_and_their_ratios_with_verdicts(outputs: dict[str, str]):
+    found = sections(outputs["backlog.py"])
+    assert "0 ms round trip" in found["Setup"]["server (sandbox, own process)"]
+    for size in ("100 rows", "1,000 rows"):
+        figures = found[size]
+        wall = number(SECONDS, figures["wall time (spawn to exit)"])
+        first_job = number(SECONDS, figures["time to first job"])
+        sending = number(SECONDS, figures["sending time (first job to last outcome)"])
+        assert 0 < first_job < wall and 0 < sending < wall
+        assert number(MEBIBYTES, figures["peak memory"]) > 1
+    ratios = found["1,000 / 100 rows"]
+    assert ratios["rows"] == "10.00x"
+    for figure, verdict, target in (
+        ("sending time", "sending linear in rows", 11.0),
+        ("peak memory", "memory flat", 1.1),
+        ("time to first job", "first job as soon as one job is stored", 1.5),
+    ):
+        ratio = number(MULTIPLE, ratios[figure])
+        # Quick figures mean nothing; the verdict must still be the one its figure earns.
+        assert ratios[verdict].startswith("met" if ratio <= target else "MISSED")
