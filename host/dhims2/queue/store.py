@@ -104,6 +104,7 @@ MIGRATIONS: tuple[str, ...] = (
     f"""
     CREATE INDEX IF NOT EXISTS records_by_batch_state ON records(batch_id, state);
     CREATE INDEX IF NOT EXISTS batches_by_server ON batches(server, created_at);
+    CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(server, state, submitted_at);
     CREATE TABLE IF NOT EXISTS batch_counts (
         batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
         state TEXT NOT NULL,
