@@ -204,7 +204,9 @@ def test_per_record_and_per_tick_queries_never_scan_the_records_table(store):
     store.event_uid_for_identity(SERVER, "identity-7")
     store.first_row_with_identity(batch, "identity-7")
     store.unclaim([claimed[0].id])
+    pages = list(store.iter_batch_records(batch, page=120))
     store._connection.set_trace_callback(None)
+    assert [record.row for record in pages] == list(range(2, 302))
 
     plans = {
         statement: [row[3] for row in store._connection.execute(f"EXPLAIN QUERY PLAN {statement}")]

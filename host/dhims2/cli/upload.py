@@ -180,7 +180,9 @@ def upload_file(
             preparer = template.bind(context.form, defaults, context.capture_org_units)
         _require_records(source)
         progress = ProgressLine()
-        prepared = prepared_records(source, preparer)  # raises for unknown or doubled columns
+        # Raises for unknown or doubled columns. An upload finds doubled rows through the
+        # store's index (UploadService.queue_and_send), not a map of every row in memory.
+        prepared = prepared_records(source, preparer, flag_duplicates=dry_run)
         if isinstance(preparer, Mapper):
             # An unknown column may well be the missing one misspelt, so it is named first.
             _require_compulsory_columns(source, preparer)

@@ -22,6 +22,7 @@ from typing import Any
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.errors import Dhis2Error, RequestRejected, ServerError
 from dhims2.dhis2.uids import is_uid, new_uid
+from dhims2.forms.duplicates import duplicate_error
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.forms.text import invalid_text_errors
@@ -34,7 +35,6 @@ from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_RECORD = "DUPLICATE_RECORD"
 # Rules DHIS2 applies only when updating an event (BlockEntryFormAfterCompletionValidator,
 # DateValidator, ExistenceValidator). On an event whose UID we minted and no earlier upload
 # imported, they mean a first send we never heard back from has already created it.
@@ -164,14 +164,16 @@ class UploadService:
 
     def _new_record(self, record: PreparedRecord, program: str, first_rows: FirstRows) -> NewRecord:
         event = dict(record.event)
-        identity = self._identity(event, IDENTITY_DATA_ELEMENTS.get(program))
+        identity_elements = IDENTITY_DATA_ELEMENTS.get(program)
+        identity = self._identity(event, identity_elements)
         errors = [error_json(error) for error in record.errors]
         if not errors:
             errors = [error_json(e) for e in invalid_text_errors(event, record.fields)]
         if not errors and identity is not None:
             first_row = first_rows.earlier(identity, record.row)
             if first_row is not None:
-                errors.append(_duplicate_error(first_row))
+                doubled = duplicate_error(event, record.fields, first_row, identity_elements or ())
+                errors.append(error_json(doubled))
         if errors:
             event.setdefault("event", new_uid())
             return NewRecord(record.row, event, record.fields, None, states.REJECTED, errors)
@@ -805,17 +807,6 @@ def error_json(error: Any) -> dict[str, Any]:
         "dataElement": error.data_element,
         "field": error.field,
         "value": error.value,
-        "source": "local",
-    }
-
-
-def _duplicate_error(first_row: int) -> dict[str, Any]:
-    return {
-        "code": DUPLICATE_RECORD,
-        "message": f"the same record as row {first_row}; only the first one is uploaded",
-        "dataElement": None,
-        "field": None,
-        "value": None,
         "source": "local",
     }
 

@@ -589,11 +589,18 @@ class Store:
         return [_record(row) for row in rows]
 
     def iter_batch_records(self, batch_id: str, *, page: int = 200) -> Iterator[StoredRecord]:
-        """Every record of a batch in row order, read a page at a time to bound memory."""
-        offset = 0
-        while records := self.batch_records(batch_id, offset=offset, limit=page):
-            yield from records
-            offset += len(records)
+        """Every record of a batch in row order, read a page at a time to bound memory.
+
+        Each page starts after the last one's (row, id), found in the index: an OFFSET would
+        walk every row before it, each page slower than the last."""
+        after = (-1, -1)
+        while rows := self._query(
+            "SELECT * FROM records WHERE batch_id = ? AND (row, id) > (?, ?)"
+            " ORDER BY row, id LIMIT ?",
+            (batch_id, *after, page),
+        ):
+            yield from (_record(row) for row in rows)
+            after = (rows[-1]["row"], rows[-1]["id"])
 
     def batch_jobs(self, batch_id: str) -> list[StoredJob]:
         rows = self._query(
