@@ -376,7 +376,7 @@ def test_a_reading_error_stops_sending_and_cancels_what_was_not_sent(sandbox, st
         )
     summary = store.batch(batch_ids[0])
     assert summary.reading == states.READING_STOPPED
-    # The first chunk (one job) and the second (1,000) were committed; the third never was.
+    # The first chunk (one job of 10) and four of 250 were committed; the unfinished one never was.
     assert summary.total == 1010 and summary.counts.get(states.QUEUED, 0) == 0
     sent = summary.counts.get(states.CREATED, 0) + summary.counts.get(states.IMPORTING, 0)
     assert sent >= 10 and sent + summary.counts[states.CANCELLED] == 1010

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 from dhims2.queue.store import NewRecord, Store
 
-# Records per transaction after the first chunk (one job's worth): fewer commits waiting on the
-# disk, and still a small share of a large file in memory at once.
-STORE_CHUNK = 1000
+# About how many records go in each transaction after the first chunk (one job's worth): fewer
+# commits waiting on the disk, and still little of a large file in memory at once.
+STORE_CHUNK = 250
 # Longest wait for a chunk while nothing is in flight; a stored chunk ends it at once.
 FEED_WAIT = 1.0
 

@@ -150,7 +150,8 @@ class UploadService:
         self, records: Iterable[PreparedRecord], program: str, batch_id: str
     ) -> Iterator[list[NewRecord]]:
         """The records as stored, a chunk at a time: one job's worth first so that the first
-        send comes soon, then larger chunks so that fewer commits wait on the disk."""
+        send comes soon, then whole jobs' worth of about STORE_CHUNK records, so that fewer
+        commits wait on the disk and no job leaves part-filled while the file is read."""
         first_rows = FirstRows(
             lambda identity: self.store.first_row_with_identity(batch_id, identity)
         )
@@ -160,7 +161,7 @@ class UploadService:
             yield [self._new_record(record, program, first_rows) for record in chunk]
             # Resumed only once the chunk is committed: its rows are in the store's index now.
             first_rows.forget_unstored()
-            size = max(size, STORE_CHUNK)
+            size = self.settings.batch_size * max(1, STORE_CHUNK // self.settings.batch_size)
 
     def _new_record(self, record: PreparedRecord, program: str, first_rows: FirstRows) -> NewRecord:
         event = dict(record.event)
