@@ -288,6 +288,7 @@ class EventValidator:
             findings.extend(self._translate(error, view, labels))
         findings.extend(self._scope_findings(view, labels))
         findings.extend(self._attribute_option_combo_findings(view, labels))
+        findings.extend(self._entry_expiry_findings(view, labels))
         unique: list[RecordError] = []
         reported: set[tuple[str, str]] = set()
         for target, error in findings:
@@ -390,6 +391,23 @@ class EventValidator:
         )
         label = self._label("attributeOptionCombo", labels)
         return [("attributeOptionCombo", RecordError("E1055", message, field=label))]
+
+    def _entry_expiry_findings(
+        self, view: dict[str, Any], labels: dict[str, str]
+    ) -> list[tuple[str, RecordError]]:
+        expiry, occurred_at = self._form.entry_expiry, view.get("occurredAt")
+        if expiry is None or not _is_date_or_datetime(occurred_at):
+            return []
+        closes_on = expiry.closes_on(date.fromisoformat(str(occurred_at)[:10]))
+        if closes_on is None or date.today() < closes_on:
+            return []
+        message = (
+            f"DHIS2 closed data entry for the {expiry.period_type.lower()} period of"
+            f" {str(occurred_at)[:10]} on {closes_on.isoformat()} ({expiry.days} days after it"
+            " ended); only a user allowed to edit expired periods can enter it."
+        )
+        label = self._label("occurredAt", labels)
+        return [("occurredAt", RecordError("E1047", message, field=label))]
 
     def _missing_property(self, name: str, labels: dict[str, str]) -> RecordError:
         label = self._label(name, labels)
