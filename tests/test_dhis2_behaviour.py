@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+import requests
 
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.credentials import Credentials
@@ -489,16 +490,29 @@ def test_a_2_41_9_e1302_is_still_placed_on_its_field(store):
 # --- polling a job keeps the node that holds its notifications ---------------------------------
 
 
-def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, client):
+@pytest.mark.parametrize("sign_in", ["token", "browser session"])
+def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, sign_in):
     # DefaultNotifier keeps notifications in the node's memory: a poll that lands on another
-    # node sees []. The balancer's cookie must come back with every request after the first.
+    # node sees []. The balancer's cookie must come back with every request after the first,
+    # beside the DHIS2 session cookie the popup hands over.
     sandbox.balancer_cookie = "dhims2lb"
-    service = service_for(store, client)
-    batch = queue(service, 3)
-    service.run(timeout=30)
+    if sign_in == "token":
+        credentials = Credentials(token=sandbox.create_token())
+    else:
+        login = requests.post(
+            f"{sandbox.base_url}/api/auth/login",
+            json={"username": sandbox.username, "password": sandbox.password},
+            timeout=5,
+        )
+        credentials = Credentials(session_cookie=login.cookies["JSESSIONID"])
+    with Dhis2Client(sandbox.base_url, credentials, retry=FAST_RETRY) as client:
+        service = service_for(store, client)
+        batch = queue(service, 3)
+        service.run(timeout=30)
     assert states_of(store, batch) == {states.CREATED: 3}
     counts = sandbox.balancer_cookie_counts()
-    assert counts[False] == 1 and counts[True] >= 3
+    first_requests = 1 if sign_in == "token" else 2  # the browser's sign-in, then ours
+    assert counts[False] == first_requests and counts[True] >= 3
 
 
 # --- 7. program settings DHIS2 validates against, fetched and cached with the form -------------
