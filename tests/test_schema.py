@@ -9,7 +9,8 @@ from jsonschema import Draft202012Validator
 
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2.forms.program import ProgramForm
-from dhims2.forms.schema import STATUSES, EventValidator, event_schema, format_checker
+from dhims2.forms.schema import STATUSES, event_schema, format_checker
+from dhims2.forms.validation import EventValidator
 from test_program import (
     SYNTHETIC_ORG_UNITS,
     SYNTHETIC_PROGRAM,
