@@ -244,6 +244,12 @@ def test_an_unknown_data_element_is_e1304(validator: EventValidator) -> None:
     assert (error.code, error.field, error.value) == ("E1304", "deUnknown01", "x")
 
 
+def test_an_unknown_data_element_is_e1304_even_without_a_value(validator: EventValidator) -> None:
+    # DHIS2 looks the data element up before it looks at the value (DataValuesValidator).
+    [error] = validator.errors(payload(with_values() | {"deUnknown01": None}))
+    assert (error.code, error.field, error.value) == ("E1304", "deUnknown01", None)
+
+
 def test_a_data_element_listed_twice_is_a_duplicate(validator: EventValidator) -> None:
     event = payload()
     event["dataValues"].append({"dataElement": AGE, "value": "35"})

@@ -97,7 +97,7 @@ OPTION_CASES: dict[str, tuple[str, tuple[tuple[str, str], ...], list[str], list[
 }
 PLAIN_CASES: dict[str, tuple[list[str], list[str]]] = {
     **TYPE_CASES,
-    "LONG_TEXT": (["x" * 60_000, ""], []),
+    "LONG_TEXT": (["a long story", "x" * 60_000, ""], []),
     "MULTI_TEXT": (["a,b"], []),
     "ORGANISATION_UNIT": (["ouSynthet01"], []),
     "NUMBER": (TYPE_CASES["NUMBER"][0], [*TYPE_CASES["NUMBER"][1], "12\n3", "١٢"]),

@@ -122,7 +122,7 @@ def _pattern(value: Any, _schema: Mapping[str, Any], _formats: Mapping[str, Form
 
 def _format(value: Any, _schema: Mapping[str, Any], formats: Mapping[str, Format]) -> Check:
     if value not in formats:
-        raise ValueError(f"no check for the format {value!r}")
+        raise ValueError(f"the compiled checks have no check for the format {value!r}")
     has_format = formats[value]
 
     def check(instance: object, path: Path, found: list[Violation]) -> None:

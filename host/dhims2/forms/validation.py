@@ -83,7 +83,11 @@ class EventValidator:
                 message = f"Data value {position} does not name its dataElement."
                 findings.append(("dataValues", RecordError("MALFORMED_RECORD", message)))
             elif entry.get("value") is None:
-                continue
+                # No value, but DHIS2 looks the data element up first (E1304 whatever the value:
+                # dhis2-core 2.41 tracker DataValuesValidator.validateDataValue, lines 97-100).
+                if uid not in self._data_element_uids:
+                    unknown = unknown_field_error(self._form, labels.get(uid, uid))
+                    findings.append((uid, unknown))
             elif uid in values:
                 label = self._label(uid, labels)
                 message = f"{label} is given twice; keep only one value."
