@@ -1,7 +1,7 @@
 """A JSON Schema compiled into plain Python checks, once per program stage.
 
-jsonschema walks the schema for every event it validates, and at 30,000 rows that walk was two
-thirds of the time spent mapping a sheet. Compiling the schema once turns each keyword into a
+jsonschema walks the schema for every event it validates, and that walk was most of the time spent
+mapping a sheet (18 of 28 s at 30,000 rows). Compiling the schema once turns each keyword into a
 closure, so an event costs a few dict lookups and regex matches; the schema stays the one place
 the rules are written.
 
@@ -61,7 +61,7 @@ def compile_schema(schema: Mapping[str, Any], formats: Mapping[str, Format]) -> 
     return check
 
 
-def passes(check: Check, instance: object) -> bool:
+def _passes(check: Check, instance: object) -> bool:
     found: list[Violation] = []
     check(instance, (), found)
     return not found
@@ -208,7 +208,7 @@ def _if(value: Any, schema: Mapping[str, Any], formats: Mapping[str, Format]) ->
     then = compile_schema(schema["then"], formats) if "then" in schema else None
 
     def check(instance: object, path: Path, found: list[Violation]) -> None:
-        if then is not None and passes(condition, instance):
+        if then is not None and _passes(condition, instance):
             then(instance, path, found)
 
     return check
@@ -218,7 +218,7 @@ def _not(value: Any, _schema: Mapping[str, Any], formats: Mapping[str, Format]) 
     negated = compile_schema(value, formats)
 
     def check(instance: object, path: Path, found: list[Violation]) -> None:
-        if passes(negated, instance):
+        if _passes(negated, instance):
             found.append(Violation(path, "not", value))
 
     return check

@@ -31,7 +31,7 @@ from dhims2.forms.schema import (
 
 
 class EventValidator:
-    """Checks events against the form's schema (built once) and the user's capture scope."""
+    """Checks events against the form's compiled rules and the user's capture scope."""
 
     def __init__(self, form: ProgramForm, capture_org_units: frozenset[str] | None = None):
         self._form = form
