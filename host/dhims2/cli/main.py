@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class HelpFormatter(argparse.HelpFormatter):
+class TerminalWidthHelpFormatter(argparse.HelpFormatter):
     """argparse's own formatter, told the terminal's width: asked itself, it imports shutil,
     which loads the compression modules, a fifth of a bare Python start."""
 
@@ -56,13 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dhims2",
         description="Upload In-Patient events to DHIMS2 (DHIS2) and follow each to its outcome.",
-        formatter_class=HelpFormatter,
+        formatter_class=TerminalWidthHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_module_name, help_text) in SUBCOMMANDS.items():
         # Everything after the name is the subcommand's own, parsed once its module is loaded.
-        subparsers.add_parser(name, help=help_text, add_help=False, formatter_class=HelpFormatter)
+        subparsers.add_parser(
+            name, help=help_text, add_help=False, formatter_class=TerminalWidthHelpFormatter
+        )
     return parser
 
 
@@ -72,7 +74,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     chosen, rest = build_parser().parse_known_args(command_line)
     module_name, help_text = SUBCOMMANDS[chosen.command]
     parser = argparse.ArgumentParser(
-        prog=f"dhims2 {chosen.command}", description=help_text, formatter_class=HelpFormatter
+        prog=f"dhims2 {chosen.command}",
+        description=help_text,
+        formatter_class=TerminalWidthHelpFormatter,
     )
     importlib.import_module(module_name).configure_parser(parser)
     args = parser.parse_args(rest)
