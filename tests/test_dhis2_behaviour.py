@@ -25,8 +25,8 @@ from dhims2.dhis2.transport import RetryPolicy
 from dhims2.dhis2.uids import new_uid
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID, bundled_metadata
 from dhims2.forms.program import ProgramForm
-from dhims2.forms.schema import EventValidator
 from dhims2.forms.synthetic import synthetic_rows, write_csv
+from dhims2.forms.validation import EventValidator
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower
 from dhims2.queue.service import UploadService, UploadSettings
