@@ -2,7 +2,18 @@
 // clerk reads, the fix to apply, and the badge. Pure functions: the popup, the options page and
 // the worker all describe the same status the same way.
 
-export const INSTALL_COMMAND = "python3 install.py";
+// runtime.getPlatformInfo().os -> where the clerk types the install command, and the command.
+const INSTALL = {
+  win: { where: "On Windows, open a Command Prompt in the DHIMS2 Uploader folder", command: "py install.py" },
+  mac: { where: "On macOS, open Terminal in the DHIMS2 Uploader folder", command: "python3 install.py" },
+  linux: { where: "On Linux, open a terminal in the DHIMS2 Uploader folder", command: "python3 install.py" },
+};
+const OTHER_SYSTEM = { where: "In the DHIMS2 Uploader folder", command: "python3 install.py" };
+
+/** The install command for the clerk's operating system, as runtime.getPlatformInfo() names it. */
+export function installFor(os) {
+  return INSTALL[os] ?? OTHER_SYSTEM;
+}
 
 /** Connection states where the popup has nothing definite to say yet. */
 export const UNSETTLED = new Set(["connecting", "checking"]);
@@ -15,6 +26,7 @@ export function emptyStatus() {
     sender: null,
     batches: [],
     seenRejected: {},
+    os: null,
   };
 }
 
@@ -56,7 +68,8 @@ export function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
-function hostProblem(problem) {
+function hostProblem(problem, os) {
+  const install = installFor(os);
   const browserSays = problem.message ? `The browser says: “${problem.message}”` : "";
   switch (problem.kind) {
     case "missing":
@@ -70,8 +83,8 @@ function hostProblem(problem) {
         detail: browserSays,
         fix: {
           kind: "command",
-          text: "In the DHIMS2 Uploader folder, run this command, then press Try again:",
-          command: INSTALL_COMMAND,
+          text: `${install.where}, run this command, then press Try again:`,
+          command: install.command,
         },
         retry: true,
       };
@@ -83,19 +96,20 @@ function hostProblem(problem) {
         detail: problem.message,
         fix: {
           kind: "command",
-          text: "Install the program from the same release as the extension:",
-          command: INSTALL_COMMAND,
+          text: `Install the program from the same release as the extension. ${install.where}, run:`,
+          command: install.command,
         },
         retry: true,
       };
     default:
+      // The worker reconnects by itself: saying so is enough, a button would only race it.
       return {
         state: "connecting",
         tone: "busy",
         title: "Reconnecting to the uploader program…",
-        detail: "",
+        detail: "It tries again by itself in a moment.",
         fix: null,
-        retry: true,
+        retry: false,
       };
   }
 }
@@ -131,7 +145,8 @@ function unreachable(message, pending) {
     state: "offline",
     tone: "warn",
     title: "DHIMS2 cannot be reached",
-    detail: `${sentence(message)}${waiting} and go when the server is back.`,
+    // The host retries by itself, so there is no button to press.
+    detail: `${sentence(message)}${waiting} and go by themselves when the server is back; the uploader keeps trying.`,
     fix: null,
     retry: false,
   };
@@ -156,7 +171,7 @@ export function describe(status) {
       retry: false,
     };
   }
-  if (host.state !== "ready") return hostProblem(host.problem ?? { kind: "closed" });
+  if (host.state !== "ready") return hostProblem(host.problem ?? { kind: "closed" }, status.os);
   const pending = sender?.pending ?? 0;
   switch (connection.state) {
     case "unknown":
