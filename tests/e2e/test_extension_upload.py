@@ -277,5 +277,7 @@ def test_a_spreadsheet_is_uploaded_and_its_rejected_row_names_the_field(
     expect(rejected).to_have_attribute("data-row", "5")  # the sheet's line: the header is line 1
     expect(rejected.locator(".errors li")).to_contain_text("Age: ")
     expect(rejected.locator(".errors li")).to_contain_text("not a valid Age")
+    # The reason quotes the refused value once: DHIS2's message has it already.
+    assert rejected.locator(".errors li").inner_text().count("abc") == 1
     screenshot(popup, "popup-spreadsheet", showing=rejected)
     assert len(sandbox.stored_events()) == 3
