@@ -140,13 +140,15 @@ function sentence(text) {
 }
 
 function unreachable(message, pending) {
-  const waiting = pending ? `${plural(pending, "record")} wait on this computer` : "Records wait";
+  let waiting = "Records wait on this computer and go by themselves";
+  if (pending === 1) waiting = "1 record waits on this computer and goes by itself";
+  else if (pending) waiting = `${pending} records wait on this computer and go by themselves`;
   return {
     state: "offline",
     tone: "warn",
     title: "DHIMS2 cannot be reached",
     // The host retries by itself, so there is no button to press.
-    detail: `${sentence(message)}${waiting} and go by themselves when the server is back; the uploader keeps trying.`,
+    detail: `${sentence(message)}${waiting} when the server is back: the uploader keeps trying.`,
     fix: null,
     retry: false,
   };

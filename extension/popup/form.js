@@ -3,7 +3,7 @@
 // until DHIS2 has it.
 import { api } from "../lib/browser.js";
 import { element } from "../lib/dom.js";
-import { plural } from "../lib/status.js";
+import { describe, plural } from "../lib/status.js";
 import { ask, hostRequest } from "../lib/worker.js";
 import {
   STATE_LABELS,
@@ -32,7 +32,7 @@ let captured = null; // the worker's capture reply: {form, program, unreadable, 
 let problems = []; // what the host's dry run found wrong with the form as read
 let upload = null; // {batch, row, server} once this form is uploaded
 let shownRecord = null; // the uploaded record's latest state
-let senderState = null;
+let connectionState = null; // the status line's state: what a queued record waits for
 let recentRecordStates = [];
 
 export function setup() {
@@ -44,8 +44,9 @@ export function setup() {
 }
 
 export function setStatus(status) {
-  const changed = senderState !== (status.sender?.state ?? null);
-  senderState = status.sender?.state ?? null;
+  const state = describe(status).state;
+  const changed = connectionState !== state;
+  connectionState = state;
   // A record waiting to be sent says why it waits: sign-in, DHIMS2 offline, ...
   if (changed && shownRecord && ["queued", "sending"].includes(shownRecord.state)) showRecord(shownRecord);
 }
@@ -208,8 +209,8 @@ function resultText(record) {
   switch (record.state) {
     case "queued":
     case "sending":
-      if (senderState === "sign_in_needed") return "Waiting: sign in to DHIMS2 and it goes by itself.";
-      if (senderState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
+      if (connectionState === "sign_in_needed") return "Waiting: sign in to DHIMS2 and it goes by itself.";
+      if (connectionState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
       return "Waiting to be sent to DHIS2…";
     case "importing":
       return `DHIS2 is importing it (job ${record.job})…`;

@@ -35,14 +35,16 @@ def test_after_an_outage_and_a_lost_session_the_line_says_sign_in_and_the_record
     connection = popup.locator("#connection")
     expect(connection).to_have_attribute("data-state", "offline", timeout=20_000)
     # It says the uploader keeps trying by itself, and so offers no button to press.
-    expect(connection).to_contain_text("by themselves")
+    expect(connection).to_contain_text("the uploader keeps trying")
     expect(connection.locator("#connection-fix button")).to_have_count(0)
 
     upload = popup.locator("#upload-form")
     expect(upload).to_be_enabled(timeout=20_000)
     upload.click()
     expect(upload).to_have_text("Queued on this computer", timeout=20_000)
-    expect(popup.locator("#form-result")).to_contain_text("Queued on this computer")
+    result = popup.locator("#form-result")
+    expect(result).to_contain_text("Queued on this computer")
+    expect(result).to_contain_text("DHIMS2 cannot be reached")
     screenshot(popup, "popup-queued")
 
     # DHIMS2 comes back, but the session is gone: the sender meets that last, and says so.
@@ -52,6 +54,7 @@ def test_after_an_outage_and_a_lost_session_the_line_says_sign_in_and_the_record
     expect(connection).to_contain_text("Not signed in to DHIMS2")
     expect(connection).not_to_contain_text("cannot be reached")
     expect(upload).to_have_text("Queued on this computer")
+    expect(result).to_contain_text("sign in to DHIMS2")
     assert sandbox.stored_events() == []
 
 
