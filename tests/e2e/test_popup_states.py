@@ -195,7 +195,7 @@ def test_the_popup_keeps_its_header_in_view_and_the_preview_in_the_page(
     popup.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
     # Past the first screen: a header kept only within the first 600px would be gone by now.
     popup.wait_for_function(
-        "() => window.scrollY > 600 && window.scrollY + innerHeight >= document.body.scrollHeight - 1"
+        "() => scrollY > 600 && scrollY + innerHeight >= document.body.scrollHeight - 1"
     )
     for sticky in ("header.top", "#connection"):
         box = popup.locator(sticky).bounding_box()
