@@ -127,6 +127,16 @@ def test_the_install_fix_names_the_command_of_the_clerks_system(
     assert described["mac"]["command"] == "python3 install.py"
     assert described["mac"]["text"].startswith("On macOS, open Terminal")
     assert described["linux"]["command"] == "python3 install.py"
+    # A connection the worker is re-making by itself says so, and offers no button to race it.
+    reconnecting = popup.evaluate(
+        """async () => {
+             const { describe } = await import("./lib/status.js");
+             const closed = { state: "unavailable", problem: { kind: "closed", message: "" } };
+             return describe({ host: closed, os: "linux", batches: [], seenRejected: {} });
+           }"""
+    )
+    assert reconnecting["retry"] is False and reconnecting["fix"] is None
+    assert "by itself" in reconnecting["detail"]
 
 
 def permission_requests(options: Page) -> list[Any]:
