@@ -224,6 +224,10 @@ export function describe(status) {
   };
 }
 
+// The worker has no stylesheet: DHIS2's red700 and blue700 (dhis2-tokens.css), written out.
+const BADGE_ATTENTION = "#b71c1c";
+const BADGE_BUSY = "#1565c0";
+
 /** Failed and newly rejected records need the clerk; otherwise show what is still on its way. */
 export function badgeFor(status) {
   const described = describe(status);
@@ -232,7 +236,7 @@ export function badgeFor(status) {
       described.state,
     )
   ) {
-    return { text: "!", color: "#b3261e" };
+    return { text: "!", color: BADGE_ATTENTION };
   }
   let attention = 0;
   let pending = 0;
@@ -240,8 +244,8 @@ export function badgeFor(status) {
     attention += batch.failed + Math.max(0, batch.rejected - (status.seenRejected[batch.batch] ?? 0));
     pending += batch.pending;
   }
-  if (attention) return { text: String(attention), color: "#b3261e" };
+  if (attention) return { text: String(attention), color: BADGE_ATTENTION };
   pending = status.sender?.pending ?? pending;
-  if (pending) return { text: String(pending), color: "#1f5fa8" };
-  return { text: "", color: "#1f5fa8" };
+  if (pending) return { text: String(pending), color: BADGE_BUSY };
+  return { text: "", color: BADGE_BUSY };
 }
