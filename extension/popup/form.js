@@ -174,7 +174,7 @@ function renderPreview(errors) {
     notes.push(`This same form was uploaded on ${when}; uploading again updates that event, it adds no copy.`);
   }
   message.textContent = notes.join(" ");
-  detailsButton.hidden = !card.querySelector(".error-code");
+  offerDetails();
   uploadButton.disabled = Boolean(dateProblem) || unreadable.length > 0 || problems.length > 0 || upload !== null;
 }
 
@@ -213,7 +213,7 @@ function resultText(record) {
       if (connectionState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
       return "Waiting to be sent to DHIS2…";
     case "importing":
-      return `DHIS2 is importing it (job ${record.job})…`;
+      return "DHIS2 is importing it…";
     case "created":
       return "DHIS2 has this event now.";
     case "updated":
@@ -247,6 +247,16 @@ function showRecord(record) {
   const errors = withFieldKeys(record.errors ?? []);
   showResult(record.state, resultText(record), errors);
   if (isInDhis2(record.state)) result.append(captureLink(upload.server, record.event));
+  // The DHIS2 job is for whoever follows it up on the server: behind "Show details".
+  if (record.job) {
+    result.append(element("p", { className: "details-only job-id" }, "DHIS2 job ", element("code", {}, record.job)));
+  }
+  offerDetails();
+}
+
+/** "Show details" only when there is something behind it: error codes or a DHIS2 job. */
+function offerDetails() {
+  detailsButton.hidden = !card.querySelector(".error-code, .job-id");
 }
 
 function showResult(state, text, errors) {
@@ -259,7 +269,7 @@ function showResult(state, text, errors) {
   result.replaceChildren(element("p", {}, state in STATE_LABELS ? stateBadge(state) : null, " ", text));
   if (elsewhere.length) result.append(errorList(elsewhere));
   result.hidden = false;
-  detailsButton.hidden = !card.querySelector(".error-code");
+  offerDetails();
 }
 
 function isThisUpload(pushed) {

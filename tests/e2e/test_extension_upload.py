@@ -181,6 +181,11 @@ def test_the_open_popup_moves_from_importing_to_created_by_itself(
     result = popup.locator("#form-result")
     expect(result).to_have_attribute("data-state", "importing")
     expect(result).to_contain_text("DHIS2 is importing it")
+    # The job's id is there for whoever follows it up in DHIS2, behind "Show details".
+    job = result.locator(".job-id")
+    expect(job).to_be_hidden()
+    popup.locator("#form-card").get_by_role("button", name="Show details").click()
+    expect(job).to_be_visible()
     screenshot(popup, "popup-importing")
     expect(result).to_have_attribute("data-state", "created")
 
