@@ -22,6 +22,7 @@ CAPABILITIES = (
     "forget",
     "get_batch",
     "get_config",
+    "get_patients",
     "get_program",
     "list_batches",
     "list_templates",
