@@ -184,3 +184,33 @@ def test_backlog_prints_both_sizes_and_their_ratios_with_verdicts(outputs: dict[
     still_reading = found["1,000 rows"]["file still being read at the first job"]
     verdict = ratios["first job while the file is still read"]
     assert verdict.startswith("met" if still_reading == "yes" else "MISSED")
+
+
+def test_validation_compares_jsonschema_and_the_compiled_checks_in_records_per_second():
+    # Its own run: it is all computation, so it is not started beside the sandbox scripts.
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "validation.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert completed.returncode == 0, completed.stderr
+    found = sections(completed.stdout)
+    assert found["Machine"]["Python"].startswith(("CPython 3.", "PyPy 3."))
+    figures = found["Validation of 1,000 events, in chunks of 1,000 taken in turn"]
+    # Every tenth record is broken, and both validators must say so of the same records.
+    assert figures["events refused (each validator)"] == "100"
+    rates = {
+        name: float(figures[name].removesuffix(" records/s").replace(",", ""))
+        for name in ("jsonschema, keyed schema", "compiled, keyed schema")
+    }
+    assert all(rate > 0 for rate in rates.values())
+    ratio = number(MULTIPLE, figures["compiled / jsonschema"])
+    # The ratio of the two rates as printed, to its one printed decimal.
+    assert ratio == pytest.approx(
+        rates["compiled, keyed schema"] / rates["jsonschema, keyed schema"], abs=0.051
+    )
+    verdict = figures["compiled at least 5x jsonschema"]
+    assert verdict.startswith("met" if ratio >= 5 else "MISSED")
+    mapping = found["Mapping 1,000 records (Mapper.prepare, validation included)"]
+    assert 0 < float(mapping["validation share of mapping"].rstrip("%")) < 100

@@ -20,7 +20,7 @@ from typing import Any
 from dhims2.dhis2.uids import is_uid
 from dhims2.sandbox.auth import Authentication, Authenticator
 from dhims2.sandbox.capture_app import CaptureApp, empty_list
-from dhims2.sandbox.catalog import Catalog
+from dhims2.sandbox.catalog import Catalog, user_authorities
 from dhims2.sandbox.event_filters import data_value_filter, filter_terms
 from dhims2.sandbox.fields import parse_fields, select_fields
 from dhims2.sandbox.importer import (
@@ -283,8 +283,7 @@ class SandboxApp:
             "userRoles": [],
             "userGroups": [],
             "programs": sorted(self._catalog.programs),
-            # The sandbox user may do everything the sandbox can do; a simplification.
-            "authorities": ["ALL"],
+            "authorities": user_authorities(user),
             "settings": {"keyUiLocale": "en", "keyDbLocale": "en"},
         }
         return json_response(200, self._select(request, me))
