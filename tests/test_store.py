@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -53,6 +55,24 @@ def test_store_file_and_folder_are_owner_only(store):
         side_file = store.path.with_name(store.path.name + suffix)
         if side_file.exists():
             assert stat.S_IMODE(side_file.stat().st_mode) & 0o077 == 0
+
+
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
+    # The CLI, the native host and its sender may all open a store that does not exist yet.
+    opening = "import sys; from dhims2.queue.store import Store; Store(sys.argv[1]).close()"
+    for attempt in range(3):
+        path = tmp_path / f"new-{attempt}.sqlite3"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", opening, str(path)], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(6)
+        ]
+        errors = [process.communicate(timeout=60)[1] for process in processes]
+        assert [process.returncode for process in processes] == [0] * 6, errors
+        connection = sqlite3.connect(path)
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        connection.close()
 
 
 def test_schema_version_is_recorded_and_a_newer_store_is_refused(tmp_path):

@@ -298,17 +298,19 @@ class Store:
             return self._connection.execute(sql, tuple(params)).fetchall()
 
     def _migrate(self) -> None:
-        with self._lock:
-            version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+        # The version is read inside the write transaction: two processes opening a new store
+        # at once would otherwise both see version 0 and both run the first migration.
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"{self.path} was written by a newer dhims2-uploader (schema {version}); "
                     "upgrade this program to read it"
                 )
             for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._connection.executescript(
-                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {target}; COMMIT;"
-                )
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
 
     # -- secrets and cache -------------------------------------------------------------------
 
@@ -734,6 +736,19 @@ _SYNC_LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 def damage_marker(path: Path) -> Path:
     """Left next to a store found damaged while in use, for the next run to act on."""
     return path.with_name(path.name + ".damaged")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script one by one (executescript would commit the open
+    transaction first); a trigger's body ends with its END, as sqlite3.complete_statement knows."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
 
 
 def _connect(path: Path) -> sqlite3.Connection:
