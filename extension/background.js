@@ -8,6 +8,7 @@ import { NativeHost, localError } from "./lib/native-host.js";
 import { badgeFor, connectionStateFor, emptyStatus, serverBase } from "./lib/status.js";
 
 const STATUS_KEY = "status";
+const SEEN_KEY = "seenRejected"; // batch id -> rejected count the clerk has seen; no patient data
 const RECENT_BATCHES = 10;
 const SESSION_COOKIE = "JSESSIONID";
 const PERSIST_DELAY_MS = 100;
@@ -17,12 +18,18 @@ const NEEDS_SESSION = new Set(["check_connection", "upload", "validate"]);
 const pages = new Set(); // ports of open popups and option pages
 const programs = new Map(); // program uid -> get_program reply, for this worker's life
 let status = emptyStatus();
-const restored = api.storage.session.get(STATUS_KEY).then((stored) => {
+const restored = Promise.all([
+  api.storage.session.get(STATUS_KEY),
+  api.storage.local.get(SEEN_KEY),
+  api.runtime.getPlatformInfo(),
+]).then(([stored, local, platform]) => {
   // Batches survive a worker restart; how the host and DHIMS2 are doing is found out again.
   if (stored[STATUS_KEY]) {
-    const { batches, seenRejected, config } = stored[STATUS_KEY];
-    status = { ...status, batches, seenRejected, config };
+    const { batches, config } = stored[STATUS_KEY];
+    status = { ...status, batches, config };
   }
+  // Rejections the clerk has seen stay seen after a browser restart (storage.session does not).
+  status = { ...status, seenRejected: local[SEEN_KEY] ?? {}, os: platform.os };
 });
 
 const host = new NativeHost({
@@ -54,6 +61,7 @@ async function persist() {
   const badge = badgeFor(status);
   await Promise.all([
     api.storage.session.set({ [STATUS_KEY]: status }),
+    api.storage.local.set({ [SEEN_KEY]: status.seenRejected }),
     api.action.setBadgeText({ text: badge.text }),
     api.action.setBadgeBackgroundColor({ color: badge.color }),
   ]);
@@ -76,8 +84,22 @@ function followPush(message) {
     const { type, ...summary } = message;
     upsertBatch(summary);
   } else if (message.type === "sender.state") {
-    update({ sender: { state: message.state, error: message.error, pending: message.pending } });
+    const sender = { state: message.state, error: message.error, pending: message.pending };
+    update({ sender, connection: connectionAfter(sender) });
+    // Sending again after an outage or a sign-in: who is signed in, at which version, is news.
+    if (!SENDER_PROBLEMS[sender.state] && SENDER_PROBLEMS_SEEN.has(status.connection.state)) checkConnection();
   }
+}
+
+// What the sender met last is newer than the last connection check: it decides the line.
+const SENDER_PROBLEMS = { sign_in_needed: "sign_in_needed", offline: "unreachable" };
+const SENDER_PROBLEMS_SEEN = new Set(Object.values(SENDER_PROBLEMS));
+
+function connectionAfter(sender) {
+  const state = SENDER_PROBLEMS[sender.state];
+  // Without the permission to read the session, signing in again does not help: keep saying so.
+  if (!state || status.connection.state === "permission_needed") return status.connection;
+  return { state, error: sender.error };
 }
 
 async function refreshEverything() {

@@ -108,9 +108,11 @@ async function saveAndTest(event) {
   markField(null);
   const address = parsedServer();
   if (!address) return;
+  // Only the browser's session needs reading DHIMS2's cookies; a token goes from the host alone.
   // The permission prompt needs the click's user gesture: ask before anything else awaits.
-  const granted = await api.permissions.request({ origins: [originPattern(address)] });
-  if (!granted && chosenAuth() === "session") {
+  const granted =
+    chosenAuth() !== "session" || (await api.permissions.request({ origins: [originPattern(address)] }));
+  if (!granted) {
     showResult("error", [
       `Without access to ${address.host} the extension cannot pass your DHIMS2 session to the uploader.`,
       "Press the button again and allow it, or sign in with a personal access token.",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py", "batching.py")
+SCRIPTS = ("upload.py", "status_latency.py", "host.py", "lookup.py", "backlog.py", "batching.py")
 TIMEOUT = 120
 FIGURE = re.compile(r"^  (?P<label>[^:]+):\s+(?P<value>\S.*)$")
 SECONDS = re.compile(r"(\d+(?:\.\d+)?) s\b")
@@ -159,6 +159,61 @@ def test_lookup_prints_its_cost_per_thousand_records_next_to_the_upload(outputs:
         assert int(figures["lookups (one per job)"]) == 2  # 200 records in jobs of 100
         verdict = figures["lookup under 15% of the upload"]
         assert verdict.startswith("met" if share < 15 else "MISSED")
+
+
+def test_backlog_prints_both_sizes_and_their_ratios_with_verdicts(outputs: dict[str, str]):
+    found = sections(outputs["backlog.py"])
+    assert "0 ms round trip" in found["Setup"]["server (sandbox, own process)"]
+    for size in ("100 rows", "1,000 rows"):
+        figures = found[size]
+        wall = number(SECONDS, figures["wall time (spawn to exit)"])
+        first_job = number(SECONDS, figures["time to first job"])
+        sending = number(SECONDS, figures["sending time (first job to last outcome)"])
+        assert 0 < first_job < wall and 0 < sending < wall
+        assert number(MEBIBYTES, figures["peak memory"]) > 1
+    ratios = found["1,000 / 100 rows"]
+    assert ratios["rows"] == "10.00x"
+    assert number(MULTIPLE, ratios["time to first job"]) > 0
+    for figure, verdict, target in (
+        ("sending time", "sending linear in rows", 11.0),
+        ("peak memory", "memory flat", 1.1),
+    ):
+        ratio = number(MULTIPLE, ratios[figure])
+        # Quick figures mean nothing; the verdict must still be the one its figure earns.
+        assert ratios[verdict].startswith("met" if ratio <= target else "MISSED")
+    still_reading = found["1,000 rows"]["file still being read at the first job"]
+    verdict = ratios["first job while the file is still read"]
+    assert verdict.startswith("met" if still_reading == "yes" else "MISSED")
+
+
+def test_validation_compares_jsonschema_and_the_compiled_checks_in_records_per_second():
+    # Its own run: it is all computation, so it is not started beside the sandbox scripts.
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "validation.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert completed.returncode == 0, completed.stderr
+    found = sections(completed.stdout)
+    assert found["Machine"]["Python"].startswith(("CPython 3.", "PyPy 3."))
+    figures = found["Validation of 1,000 events, in chunks of 1,000 taken in turn"]
+    # Every tenth record is broken, and both validators must say so of the same records.
+    assert figures["events refused (each validator)"] == "100"
+    rates = {
+        name: float(figures[name].removesuffix(" records/s").replace(",", ""))
+        for name in ("jsonschema, keyed schema", "compiled, keyed schema")
+    }
+    assert all(rate > 0 for rate in rates.values())
+    ratio = number(MULTIPLE, figures["compiled / jsonschema"])
+    # The ratio of the two rates as printed, to its one printed decimal.
+    assert ratio == pytest.approx(
+        rates["compiled, keyed schema"] / rates["jsonschema, keyed schema"], abs=0.051
+    )
+    verdict = figures["compiled at least 5x jsonschema"]
+    assert verdict.startswith("met" if ratio >= 5 else "MISSED")
+    mapping = found["Mapping 1,000 records (Mapper.prepare, validation included)"]
+    assert 0 < float(mapping["validation share of mapping"].rstrip("%")) < 100
 
 
 def test_batching_compares_sized_jobs_with_fixed_sizes_and_per_record_strategies(

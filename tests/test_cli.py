@@ -209,6 +209,46 @@ def test_killed_mid_upload_and_restarted_stores_every_record_once(
     assert all(batch["failed"] == 0 and batch["rejected"] == 0 for batch in listing)
 
 
+def test_killed_while_reading_the_file_then_followed_and_uploaded_again(sandbox, tmp_path, env):
+    """The first job leaves while the file is still read (issue 14). A kill then leaves a batch
+    'reading' with part of the file; following it sends what was stored and says the file was
+    not read to the end, and uploading the file again completes it with nothing doubled."""
+    total = 3000
+    path = sheet(tmp_path, total)
+    args = ["upload", str(path), *server_args(sandbox), "--batch-size", "10", "--json"]
+    process = subprocess.Popen(
+        [PYTHON, "-m", "dhims2.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while sandbox.request_count("POST", "/api/tracker") == 0:
+        assert process.poll() is None, "the upload ended before it could be killed"
+        assert time.monotonic() < deadline, "the upload never got under way"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    [killed] = json.loads(dhims2("status", "--json", env=env).stdout)["batches"]
+    assert killed["reading"] == "reading" and killed["total"] < total, "killed after reading"
+
+    followed = dhims2("status", killed["batch"], "--follow", *server_args(sandbox), env=env)
+    assert followed.returncode == 1, followed.stderr
+    assert "was not read to the end" in followed.stdout
+    [after] = json.loads(dhims2("status", "--json", env=env).stdout)["batches"]
+    assert after["reading"] == "stopped" and after["pending"] == 0
+    # A job the kill cut off before its id was stored is found in DHIS2 and reads "updated".
+    assert after["created"] + after["updated"] == after["total"] == killed["total"]
+
+    rerun = dhims2(*args[:-3], "--batch-size", "500", "--json", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["reading"] == "read" and report["created"] + report["updated"] == total
+    assert report["updated"] == killed["total"]  # sent again under the same event UIDs
+    stored = Counter(event["event"] for event in sandbox.stored_events())
+    assert len(stored) == total and set(stored.values()) == {1}
+
+
 def test_demo_runs_end_to_end(env):
     result = dhims2("demo", "--latency-ms", "5", "--per-event-ms", "1", env=env)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ import requests
 from dhims2.dhis2.address import origin
 from dhims2.dhis2.credentials import Credentials, SameOriginAuth
 from dhims2.forms.program import ProgramForm
-from dhims2.forms.schema import EventValidator
+from dhims2.forms.validation import EventValidator
 from dhims2.queue.store import Store
 from test_schema import bundled_program, codes, payload
 

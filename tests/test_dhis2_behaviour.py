@@ -12,9 +12,11 @@ import copy
 import json
 import time
 from collections import Counter
+from datetime import date
 from typing import Any
 
 import pytest
+import requests
 
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.credentials import Credentials
@@ -23,8 +25,8 @@ from dhims2.dhis2.transport import RetryPolicy
 from dhims2.dhis2.uids import new_uid
 from dhims2.forms.metadata import PROGRAM_UID, STAGE_UID, bundled_metadata
 from dhims2.forms.program import ProgramForm
-from dhims2.forms.schema import EventValidator
 from dhims2.forms.synthetic import synthetic_rows, write_csv
+from dhims2.forms.validation import EventValidator
 from dhims2.queue import store as states
 from dhims2.queue.jobs import JobFollower
 from dhims2.queue.service import UploadService, UploadSettings
@@ -227,11 +229,20 @@ def test_sandbox_job_configuration_outlives_a_restart(sandbox, sandbox_client, i
 # --- 4. a re-send met by update-only rules ---------------------------------------------------
 
 
-def metadata_with(stage: dict[str, Any] | None = None, program: dict[str, Any] | None = None):
+# A records clerk's authorities: no ALL and no F_EDIT_EXPIRED, so DHIS2's expiry rules apply.
+CLERK_AUTHORITIES = ["M_dhis-web-capture"]
+
+
+def metadata_with(
+    stage: dict[str, Any] | None = None,
+    program: dict[str, Any] | None = None,
+    authorities: list[str] = CLERK_AUTHORITIES,
+):
     metadata = copy.deepcopy(bundled_metadata())
     [in_patient] = [p for p in metadata["programs"] if p["id"] == PROGRAM_UID]
     in_patient.update(program or {})
     in_patient["programStages"][0].update(stage or {})
+    metadata["users"][0]["authorities"] = authorities
     return metadata
 
 
@@ -479,16 +490,29 @@ def test_a_2_41_9_e1302_is_still_placed_on_its_field(store):
 # --- polling a job keeps the node that holds its notifications ---------------------------------
 
 
-def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, client):
+@pytest.mark.parametrize("sign_in", ["token", "browser session"])
+def test_a_load_balancers_stickiness_cookie_is_sent_back(sandbox, store, sign_in):
     # DefaultNotifier keeps notifications in the node's memory: a poll that lands on another
-    # node sees []. The balancer's cookie must come back with every request after the first.
+    # node sees []. The balancer's cookie must come back with every request after the first,
+    # beside the DHIS2 session cookie the popup hands over.
     sandbox.balancer_cookie = "dhims2lb"
-    service = service_for(store, client)
-    batch = queue(service, 3)
-    service.run(timeout=30)
+    if sign_in == "token":
+        credentials = Credentials(token=sandbox.create_token())
+    else:
+        login = requests.post(
+            f"{sandbox.base_url}/api/auth/login",
+            json={"username": sandbox.username, "password": sandbox.password},
+            timeout=5,
+        )
+        credentials = Credentials(session_cookie=login.cookies["JSESSIONID"])
+    with Dhis2Client(sandbox.base_url, credentials, retry=FAST_RETRY) as client:
+        service = service_for(store, client)
+        batch = queue(service, 3)
+        service.run(timeout=30)
     assert states_of(store, batch) == {states.CREATED: 3}
     counts = sandbox.balancer_cookie_counts()
-    assert counts[False] == 1 and counts[True] >= 3
+    first_requests = 1 if sign_in == "token" else 2  # the browser's sign-in, then ours
+    assert counts[False] == first_requests and counts[True] >= 3
 
 
 # --- 7. program settings DHIS2 validates against, fetched and cached with the form -------------
@@ -518,6 +542,59 @@ def test_program_settings_come_with_the_form_and_are_checked_locally(store):
     server_codes = {(e["uid"], e["errorCode"]) for e in refused["validationReport"]["errorReports"]}
     assert server_codes == {(complete["event"], "E1055"), (with_combo["event"], "E1303")}
     assert {"E1055", "E1303"} <= {error.code for error in local}
+
+
+MONTHLY_EXPIRY = {"expiryPeriodType": "Monthly", "expiryDays": 10}
+
+
+@pytest.mark.parametrize(
+    ("authorities", "refused"),
+    [(CLERK_AUTHORITIES, True), (["F_EDIT_EXPIRED"], False), (["ALL"], False)],
+)
+def test_sandbox_refuses_events_in_an_expired_period_unless_the_user_may_edit_them(
+    sandbox_client_for, inpatient_event, authorities, refused
+):
+    # DateValidator.validateExpiryPeriodType (2.41, lines 125-158), skipped for F_EDIT_EXPIRED
+    # and ALL (User.isAuthorized).
+    metadata = metadata_with(program=MONTHLY_EXPIRY, authorities=authorities)
+    with Sandbox(metadata=metadata) as sandbox:
+        client = sandbox_client_for(sandbox)
+        old = inpatient_event(occurredAt="2025-03-01")
+        current = inpatient_event(occurredAt=date.today().isoformat())
+        answer = client.import_now([old, current], atomicMode="OBJECT").json()
+        errors = answer["validationReport"]["errorReports"]
+        stored = {event["event"] for event in sandbox.stored_events()}
+    assert [(e["errorCode"], e["uid"]) for e in errors] == (
+        [("E1047", old["event"])] if refused else []
+    )
+    assert stored == ({current["event"]} if refused else {old["event"], current["event"]})
+
+
+@pytest.mark.parametrize(
+    ("authorities", "old_row"), [(CLERK_AUTHORITIES, "rejected"), (["F_EDIT_EXPIRED"], "created")]
+)
+def test_a_record_in_an_expired_period_is_refused_on_this_computer_before_it_is_sent(
+    tmp_path, env, authorities, old_row
+):
+    rows = list(synthetic_rows(2, tag="EXP"))
+    rows[1]["occurredAt"] = date.today().isoformat()
+    path = write_csv(tmp_path / "expiry.csv", rows)
+    with Sandbox(
+        metadata=metadata_with(program=MONTHLY_EXPIRY, authorities=authorities)
+    ) as sandbox:
+        result = dhims2("upload", str(path), *server_args(sandbox), "--json", env=env)
+        stored = len(sandbox.stored_events())
+    report = json.loads(result.stdout)
+    states_by_row = {record["row"]: record["state"] for record in report["records"]}
+    assert states_by_row == {2: old_row, 3: "created"}
+    assert stored == (1 if old_row == "rejected" else 2)
+    if old_row == "rejected":
+        [refusal] = report["records"][0]["errors"]
+        assert refusal["code"] == "E1047"
+        assert (
+            "closed data entry" in refusal["message"]
+            and rows[0]["occurredAt"] in refusal["message"]
+        )
 
 
 # --- 8. MULTI_TEXT: option codes separated by commas ------------------------------------------

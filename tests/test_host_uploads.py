@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
+from dhims2.forms.metadata import (
+    ADMISSION_DATE_UID,
+    ORG_UNIT_UID,
+    PATIENT_NUMBER_UID,
+    PROGRAM_UID,
+    STAGE_UID,
+)
 from dhims2.forms.synthetic import synthetic_rows, write_csv
 from host_process import Host
 from test_templates import DHIMS2_HEADER, dhims2_row
@@ -140,6 +146,42 @@ def test_a_captured_form_is_created_and_progress_is_pushed(host: Host, sandbox: 
     assert detail["batch"]["created"] == 1
     assert detail["jobs"][0]["state"] == "completed"
     assert any("Import complete" in message for message in detail["jobs"][0]["messages"])
+
+
+def test_get_patients_names_each_record_by_patient_number_and_admission_date(
+    host: Host, tmp_path: Path
+):
+    from dhims2.forms.synthetic import in_patient_form
+
+    labels = {element.uid: element.label for element in in_patient_form().data_elements}
+    rows = list(synthetic_rows(2, tag="P"))
+    sheet = sheet_of(write_csv(tmp_path / "ward.csv", rows))
+    host.send({"id": "u", "type": "upload", "sheet": sheet})
+    reply, _ = reply_to(host, "u")
+    assert reply["batch"]["rejected"] == 0, reply["records"][0]["errors"]
+    batch = reply["batch"]["batch"]
+    until_batch_settles(host, batch)
+
+    host.send({"id": "p", "type": "get_patients", "batch": batch, "page_size": 1, "page": 1})
+    second, _ = reply_to(host, "p")
+    assert second["records"] == [
+        {
+            "row": reply["records"][1]["row"],
+            "patient_number": rows[1][labels[PATIENT_NUMBER_UID]],
+            "admission_date": rows[1][labels[ADMISSION_DATE_UID]],
+        }
+    ]
+    assert second["next_page"] is None
+
+    # Once the values are purged the store no longer knows whose record it was.
+    host.send({"id": "f", "type": "forget", "uploaded_before": "2999-01-01T00:00:00Z"})
+    reply_to(host, "f")
+    host.send({"id": "q", "type": "get_patients", "batch": batch})
+    purged, _ = reply_to(host, "q")
+    assert [(r["patient_number"], r["admission_date"]) for r in purged["records"]] == [
+        (None, None),
+        (None, None),
+    ]
 
 
 def test_a_bad_value_is_rejected_with_the_reason_next_to_its_field(host: Host, sandbox: Any):
@@ -325,7 +367,7 @@ def test_unreadable_sheets_bad_records_and_unknown_batches(host: Host, sandbox: 
     reply, _ = reply_to(host, "r")
     assert reply["batch"]["rejected"] == 1 and reply["records"][0]["errors"]
     assert sandbox.stored_events() == []
-    for request_type in ("get_batch", "retry", "cancel", "forget"):
+    for request_type in ("get_batch", "get_patients", "retry", "cancel", "forget"):
         host.send({"id": request_type, "type": request_type, "batch": "Nonexisting"})
         answer, _ = reply_to(host, request_type)
         assert answer["error"]["code"] == "NOT_FOUND"

@@ -31,6 +31,7 @@ ALL_TYPES = sorted(
         "forget",
         "get_batch",
         "get_config",
+        "get_patients",
         "get_program",
         "list_batches",
         "list_templates",

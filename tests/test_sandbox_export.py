@@ -114,3 +114,27 @@ def test_unknown_endpoints_and_methods(sandbox_client):
     response = sandbox_client.get("/api/tracker")
     assert response.status_code == 405
     assert response.json()["httpStatusCode"] == 405
+
+
+def test_the_value_index_follows_every_replaced_event_and_keeps_the_stored_order():
+    from dhims2.sandbox.store import EventStore
+
+    def event(uid: str, number: str, *, deleted: bool = False) -> dict:
+        values = [{"dataElement": "h0Ef6ykTpNB", "value": number}]
+        return {"event": uid, "deleted": deleted, "dataValues": values}
+
+    store = EventStore()
+    with store.transaction() as stored:
+        for uid, number in (("Evt00000001", "A"), ("Evt00000002", "B"), ("Evt00000003", "A")):
+            stored[uid] = event(uid, number)
+        stored["Evt00000001"] = event("Evt00000001", "C")  # an update moves it to another value
+        stored["Evt00000003"] = event("Evt00000003", "A", deleted=True)
+        stored["Evt00000004"] = event("Evt00000004", "A")
+
+    def uids(values: set[str]) -> list[str]:
+        found = store.live_with_value("h0Ef6ykTpNB", values, lambda event: True)
+        return [item["event"] for item in found]
+
+    assert uids({"A"}) == ["Evt00000004"]
+    assert uids({"C", "B", "A"}) == ["Evt00000001", "Evt00000002", "Evt00000004"]
+    assert uids({"Z"}) == []

@@ -9,7 +9,8 @@ from jsonschema import Draft202012Validator
 
 from dhims2.forms.metadata import ORG_UNIT_UID, PROGRAM_UID, STAGE_UID
 from dhims2.forms.program import ProgramForm
-from dhims2.forms.schema import STATUSES, EventValidator, event_schema, format_checker
+from dhims2.forms.schema import STATUSES, event_schema, format_checker
+from dhims2.forms.validation import EventValidator
 from test_program import (
     SYNTHETIC_ORG_UNITS,
     SYNTHETIC_PROGRAM,
@@ -18,30 +19,12 @@ from test_program import (
     synthetic_element,
     synthetic_program,
 )
+from validation_corpus import TYPE_CASES, VALID_VALUES, typed_uid
 
 GENDER = "fg8sMCaTOrK"
 AGE = "upqhIcii1iC"
 DIAGNOSIS = "yPXPzceTIvq"
 COST = "fRkwcThGCTM"
-
-# A valid, complete In-Patient event payload (synthetic values).
-VALID_VALUES = {
-    "h0Ef6ykTpNB": "SYN-0001",
-    "nk15h7fzCLz": "Synthetic Street 1",
-    AGE: "34",
-    "WZ5rS7QuECT": "years",
-    GENDER: "Male",
-    "qAWldjTeMIs": "Farmer",
-    "Hi8Cp84CnZQ": "None",
-    "HsMaBh3wKed": "2025-03-14",
-    "sIPe9r0NBbq": "2025-03-18",
-    "xpzJAQC4DGe": "Medical",
-    "OMN7CVW4IaY": "Discharged",
-    DIAGNOSIS: "B54 - Unspecified malaria",
-    "dsVClbnOnm6": "false",
-    COST: "450",
-    "ETSl9Q3SUOG": "true",
-}
 
 
 def payload(values: dict[str, object] | None = None, **properties: object) -> dict:
@@ -180,50 +163,9 @@ def test_an_option_name_instead_of_its_code_is_refused(form: ProgramForm) -> Non
     assert validator.errors(event) == []
 
 
-# As dhis2-core 2.41 checks them: MathUtils (NUMERIC_REGEXP without exponent, Java int range,
-# isPercentage 0-100 with decimals) and DateUtils' date-time parsers (`T`, or a space only
-# before HH:mm:ss and a zone). docs/dhis2-tracker-api.md, "Value types".
-TYPE_CASES = {
-    "TEXT": (["anything"], ["x" * 50_001]),
-    "LONG_TEXT": (["x" * 60_000], []),
-    "NUMBER": (
-        ["0", "-0", "12.5", "-3"],
-        ["1,200", "007", "1.", "abc", "+1", "", "1E5", "1E-5"],
-    ),
-    "INTEGER": (
-        ["0", "-4", "20", "2147483647", "-2147483648"],
-        ["20.0", "01", "-0", "x", "2147483648", "-2147483649"],
-    ),
-    "INTEGER_POSITIVE": (["1", "99", "2147483647"], ["0", "-1", "1.5", "3000000000"]),
-    "INTEGER_ZERO_OR_POSITIVE": (["0", "34"], ["-1", "00"]),
-    "INTEGER_NEGATIVE": (["-1"], ["0", "1"]),
-    "PERCENTAGE": (["0", "55", "100", "50.5", "0.25"], ["101", "-1", "100.5", "1E1"]),
-    "BOOLEAN": (["true", "false"], ["yes", "1", "True"]),
-    "TRUE_ONLY": (["true"], ["false", "yes"]),
-    "DATE": (["2024-02-29"], ["2025-02-29", "14-03-2025", "2025-3-4", "2025-03-14T00:00"]),
-    "AGE": (["1990-01-31"], ["1990-02-31"]),
-    "DATETIME": (
-        [
-            "2025-03-14T09:30",
-            "2025-03-14T09",
-            "2025-03-14 09:30:15+00:00",
-            "2025-03-14T09:30:15.123Z",
-        ],
-        ["2025-03-14", "2025-03-14T09:60", "2025-03-14 09:30", "2025-03-14T09:30:15.5"],
-    ),
-    "EMAIL": (["clerk@example.org"], ["clerk", "a@b"]),
-    "PHONE_NUMBER": (["+233 20 000 0000"], ["12345", "call me"]),
-}
-
-
-def _typed_uid(value_type: str) -> str:
-    """A UID per value type: "INTEGER_POSITIVE" -> "deIntegerPx"."""
-    return f"de{value_type[:9].title().replace('_', '')}".ljust(11, "x")
-
-
 @pytest.fixture(scope="module")
 def typed_validator() -> EventValidator:
-    elements = [synthetic_element(_typed_uid(value_type), value_type) for value_type in TYPE_CASES]
+    elements = [synthetic_element(typed_uid(value_type), value_type) for value_type in TYPE_CASES]
     return EventValidator(ProgramForm.from_metadata(synthetic_program(*elements)))
 
 
@@ -233,7 +175,7 @@ def _typed_event(value_type: str, value: str) -> dict:
         "programStage": SYNTHETIC_STAGE,
         "orgUnit": SYNTHETIC_ORG_UNITS[1],
         "occurredAt": "2025-03-14",
-        "dataValues": [{"dataElement": _typed_uid(value_type), "value": value}],
+        "dataValues": [{"dataElement": typed_uid(value_type), "value": value}],
     }
 
 
@@ -300,6 +242,12 @@ def test_an_unknown_data_element_is_e1304(validator: EventValidator) -> None:
     values = with_values(deUnknown01="x")
     [error] = validator.errors(payload(values))
     assert (error.code, error.field, error.value) == ("E1304", "deUnknown01", "x")
+
+
+def test_an_unknown_data_element_is_e1304_even_without_a_value(validator: EventValidator) -> None:
+    # DHIS2 looks the data element up before it looks at the value (DataValuesValidator).
+    [error] = validator.errors(payload(with_values() | {"deUnknown01": None}))
+    assert (error.code, error.field, error.value) == ("E1304", "deUnknown01", None)
 
 
 def test_a_data_element_listed_twice_is_a_duplicate(validator: EventValidator) -> None:

@@ -297,3 +297,87 @@ def sandbox_session(sandbox) -> str:
     )
     answer.raise_for_status()
     return answer.cookies["JSESSIONID"]
+
+
+def test_the_first_job_leaves_before_the_last_row_is_read(sandbox, store, client):
+    """queue_and_send stores the records a chunk at a time while sending (issue 14): a source
+    that gives its last rows only once DHIS2 has received a job proves the first one left
+    while the file was still being read, and the batch never looked finished meanwhile."""
+    records = prepared_records(60)
+    seen_while_reading: list[tuple[int, bool]] = []
+    batch_ids: list[str] = []
+
+    def slow_source():
+        yield from records[:35]
+        deadline = time.monotonic() + 20
+        while sandbox.request_count("POST", "/api/tracker") == 0:
+            assert time.monotonic() < deadline, "no job was sent while the file was read"
+            time.sleep(0.01)
+        summary = store.batch(batch_ids[0])
+        seen_while_reading.append((summary.total, summary.finished))
+        yield from records[35:]
+
+    service = make_service(store, client)
+    batch = service.queue_and_send(
+        slow_source(),
+        program=PROGRAM_UID,
+        stage=STAGE_UID,
+        source="test.csv",
+        timeout=60,
+        on_batch=batch_ids.append,
+    )
+    assert batch_ids == [batch]
+    [(stored_then, finished_then)] = seen_while_reading
+    assert 10 <= stored_then <= 35 and finished_then is False
+    assert states_of(store, batch) == {states.CREATED: 60}
+    assert store.batch(batch).finished and store.batch(batch).reading == states.READ
+    assert_each_event_stored_once(sandbox, store, batch)
+
+
+def test_rows_doubled_across_stored_chunks_are_still_refused(sandbox, store, client):
+    def same_patient_as_row_two(index, row):
+        if index == 45:  # stored in the second chunk; row 2 was committed in the first
+            row.update(next(synthetic_rows(1, tag="S")))
+
+    records = prepared_records(50, edit=same_patient_as_row_two)
+    service = make_service(store, client)
+    batch = service.queue_and_send(
+        iter(records), program=PROGRAM_UID, stage=STAGE_UID, source="test.csv", timeout=60
+    )
+    doubled = [r for r in store.batch_records(batch) if r.state == states.REJECTED]
+    assert [(r.row, r.errors[0]["code"]) for r in doubled] == [(47, "DUPLICATE_RECORD")]
+    assert "row 2" in doubled[0].errors[0]["message"]
+    assert states_of(store, batch)[states.CREATED] == 49
+
+
+def test_a_reading_error_stops_sending_and_cancels_what_was_not_sent(sandbox, store, client):
+    from dhims2.sheets.source import InputError
+
+    records = prepared_records(1030)
+
+    def broken_source():
+        yield from records[:1020]
+        deadline = time.monotonic() + 20
+        while sandbox.request_count("POST", "/api/tracker") == 0:
+            assert time.monotonic() < deadline, "no job was sent while the file was read"
+            time.sleep(0.01)
+        raise InputError("test.csv, line 27: holds binary data, not text")
+
+    service = make_service(store, client)
+    batch_ids: list[str] = []
+    with pytest.raises(InputError, match="line 27"):
+        service.queue_and_send(
+            broken_source(),
+            program=PROGRAM_UID,
+            stage=STAGE_UID,
+            source="test.csv",
+            timeout=60,
+            on_batch=batch_ids.append,
+        )
+    summary = store.batch(batch_ids[0])
+    assert summary.reading == states.READING_STOPPED
+    # The first chunk (one job of 10) and four of 250 were committed; the unfinished one never was.
+    assert summary.total == 1010 and summary.counts.get(states.QUEUED, 0) == 0
+    sent = summary.counts.get(states.CREATED, 0) + summary.counts.get(states.IMPORTING, 0)
+    assert sent >= 10 and sent + summary.counts[states.CANCELLED] == 1010
+    assert len(sandbox.stored_events()) <= sent

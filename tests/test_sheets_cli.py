@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from dhims2.forms.duplicates import DUPLICATE_RECORD
 from dhims2.forms.mapping import Mapper, RecordDefaults
 from dhims2.forms.metadata import ADMISSION_DATE_UID, ORG_UNIT_UID
 from dhims2.forms.records import SourceRecord
 from dhims2.forms.synthetic import in_patient_form
 from dhims2.sheets.preparation import (
-    DUPLICATE_RECORD,
     ColumnError,
     prepared_records,
     reason_text,

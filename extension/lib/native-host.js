@@ -42,6 +42,7 @@ export class NativeHost {
     this.nextId = 1;
     this.retryMs = FIRST_RETRY_MS;
     this.retryTimer = null;
+    this.retryAtOnce = false;
   }
 
   get ready() {
@@ -72,6 +73,9 @@ export class NativeHost {
   /** Try now instead of waiting out the pause, e.g. when the user opens the popup. */
   reconnectNow() {
     this.retryMs = FIRST_RETRY_MS;
+    // An attempt still under way may have started before the fix (say, the install) was made:
+    // if it fails, try again at once rather than after the pause.
+    if (this.port && !this.ready) this.retryAtOnce = true;
     this.connect();
   }
 
@@ -162,7 +166,8 @@ export class NativeHost {
       clearTimeout(timer);
       resolve(failure);
     }
-    this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+    this.retryTimer = setTimeout(() => this.connect(), this.retryAtOnce ? 0 : this.retryMs);
+    this.retryAtOnce = false;
     this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
   }
 

@@ -2,7 +2,18 @@
 // clerk reads, the fix to apply, and the badge. Pure functions: the popup, the options page and
 // the worker all describe the same status the same way.
 
-export const INSTALL_COMMAND = "python3 install.py";
+// runtime.getPlatformInfo().os -> where the clerk types the install command, and the command.
+const INSTALL = {
+  win: { where: "On Windows, open a Command Prompt in the DHIMS2 Uploader folder", command: "py install.py" },
+  mac: { where: "On macOS, open Terminal in the DHIMS2 Uploader folder", command: "python3 install.py" },
+  linux: { where: "On Linux, open a terminal in the DHIMS2 Uploader folder", command: "python3 install.py" },
+};
+const OTHER_SYSTEM = { where: "In the DHIMS2 Uploader folder", command: "python3 install.py" };
+
+/** The install command for the clerk's operating system, as runtime.getPlatformInfo() names it. */
+export function installFor(os) {
+  return INSTALL[os] ?? OTHER_SYSTEM;
+}
 
 /** Connection states where the popup has nothing definite to say yet. */
 export const UNSETTLED = new Set(["connecting", "checking"]);
@@ -15,6 +26,7 @@ export function emptyStatus() {
     sender: null,
     batches: [],
     seenRejected: {},
+    os: null,
   };
 }
 
@@ -56,7 +68,8 @@ export function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
-function hostProblem(problem) {
+function hostProblem(problem, os) {
+  const install = installFor(os);
   const browserSays = problem.message ? `The browser says: “${problem.message}”` : "";
   switch (problem.kind) {
     case "missing":
@@ -70,8 +83,8 @@ function hostProblem(problem) {
         detail: browserSays,
         fix: {
           kind: "command",
-          text: "In the DHIMS2 Uploader folder, run this command, then press Try again:",
-          command: INSTALL_COMMAND,
+          text: `${install.where}, run this command, then press Try again:`,
+          command: install.command,
         },
         retry: true,
       };
@@ -83,19 +96,20 @@ function hostProblem(problem) {
         detail: problem.message,
         fix: {
           kind: "command",
-          text: "Install the program from the same release as the extension:",
-          command: INSTALL_COMMAND,
+          text: `Install the program from the same release as the extension. ${install.where}, run:`,
+          command: install.command,
         },
         retry: true,
       };
     default:
+      // The worker reconnects by itself: saying so is enough, a button would only race it.
       return {
         state: "connecting",
         tone: "busy",
         title: "Reconnecting to the uploader program…",
-        detail: "",
+        detail: "It tries again by itself in a moment.",
         fix: null,
-        retry: true,
+        retry: false,
       };
   }
 }
@@ -126,12 +140,15 @@ function sentence(text) {
 }
 
 function unreachable(message, pending) {
-  const waiting = pending ? `${plural(pending, "record")} wait on this computer` : "Records wait";
+  let waiting = "Records wait on this computer and go by themselves";
+  if (pending === 1) waiting = "1 record waits on this computer and goes by itself";
+  else if (pending) waiting = `${pending} records wait on this computer and go by themselves`;
   return {
     state: "offline",
     tone: "warn",
     title: "DHIMS2 cannot be reached",
-    detail: `${sentence(message)}${waiting} and go when the server is back.`,
+    // The host retries by itself, so there is no button to press.
+    detail: `${sentence(message)}${waiting} when the server is back: the uploader keeps trying.`,
     fix: null,
     retry: false,
   };
@@ -156,7 +173,7 @@ export function describe(status) {
       retry: false,
     };
   }
-  if (host.state !== "ready") return hostProblem(host.problem ?? { kind: "closed" });
+  if (host.state !== "ready") return hostProblem(host.problem ?? { kind: "closed" }, status.os);
   const pending = sender?.pending ?? 0;
   switch (connection.state) {
     case "unknown":
@@ -207,6 +224,10 @@ export function describe(status) {
   };
 }
 
+// The worker has no stylesheet: DHIS2's red700 and blue700 (dhis2-tokens.css), written out.
+const BADGE_ATTENTION = "#b71c1c";
+const BADGE_BUSY = "#1565c0";
+
 /** Failed and newly rejected records need the clerk; otherwise show what is still on its way. */
 export function badgeFor(status) {
   const described = describe(status);
@@ -215,7 +236,7 @@ export function badgeFor(status) {
       described.state,
     )
   ) {
-    return { text: "!", color: "#b3261e" };
+    return { text: "!", color: BADGE_ATTENTION };
   }
   let attention = 0;
   let pending = 0;
@@ -223,8 +244,8 @@ export function badgeFor(status) {
     attention += batch.failed + Math.max(0, batch.rejected - (status.seenRejected[batch.batch] ?? 0));
     pending += batch.pending;
   }
-  if (attention) return { text: String(attention), color: "#b3261e" };
+  if (attention) return { text: String(attention), color: BADGE_ATTENTION };
   pending = status.sender?.pending ?? pending;
-  if (pending) return { text: String(pending), color: "#1f5fa8" };
-  return { text: "", color: "#1f5fa8" };
+  if (pending) return { text: String(pending), color: BADGE_BUSY };
+  return { text: "", color: BADGE_BUSY };
 }

@@ -1,8 +1,9 @@
 // "Recent uploads": one line per batch with its progress; opened, a batch shows each record's
-// state and reasons, its DHIS2 import jobs with the server's own messages, and Retry failed.
+// patient and admission, state and reasons, Retry failed, and behind "Show details" its DHIS2
+// import jobs with the server's own messages and the error codes.
 import { element } from "../lib/dom.js";
 import { hostRequest } from "../lib/worker.js";
-import { captureLink, errorList, isInDhis2, stateBadge } from "./records.js";
+import { captureLink, detailsToggle, errorList, isInDhis2, stateBadge } from "./records.js";
 
 const PAGE_SIZE = 50;
 const COUNTED = [
@@ -106,8 +107,17 @@ async function open(item) {
   await loadDetail(item);
 }
 
+/** A page of records and, asked of the host each time and kept only in the page, whose they are. */
+async function recordsPage(item, page) {
+  const fields = { batch: item.summary.batch, page, page_size: PAGE_SIZE };
+  const [reply, patients] = await Promise.all([hostRequest("get_batch", fields), hostRequest("get_patients", fields)]);
+  if (reply.ok && patients.ok) for (const patient of patients.records) item.patients.set(patient.row, patient);
+  return reply;
+}
+
 async function loadDetail(item) {
-  const reply = await hostRequest("get_batch", { batch: item.summary.batch, page_size: PAGE_SIZE });
+  item.patients = new Map();
+  const reply = await recordsPage(item, 0);
   if (!reply.ok) {
     item.detail.replaceChildren(element("p", { className: "message error" }, reply.error.message));
     return;
@@ -123,8 +133,8 @@ async function loadDetail(item) {
     element("h3", {}, "Records"),
     item.recordList,
     item.more,
-    element("h3", {}, "DHIS2 import jobs"),
-    item.jobList,
+    detailsToggle(item.detail),
+    element("div", { className: "details-only" }, element("h3", {}, "DHIS2 import jobs"), item.jobList),
   );
   renderRetry(item);
   addRecords(item, reply.records, reply.next_page);
@@ -161,12 +171,20 @@ function addRecords(item, records, nextPage) {
     const more = element("button", { type: "button" }, "Show more records");
     more.addEventListener("click", async () => {
       more.disabled = true;
-      const reply = await hostRequest("get_batch", { batch: item.summary.batch, page: nextPage, page_size: PAGE_SIZE });
+      const reply = await recordsPage(item, nextPage);
       if (reply.ok) addRecords(item, reply.records, reply.next_page);
       else item.more.replaceChildren(element("p", { className: "message error" }, reply.error.message));
     });
     item.more.append(more);
   }
+}
+
+/** "VRH/0042, admitted 2025-03-01", or the row when this computer no longer keeps the values. */
+function whose(item, row) {
+  const patient = item.patients.get(row);
+  if (!patient?.patient_number) return `Row ${row}`;
+  const admitted = patient.admission_date ? `, admitted ${patient.admission_date}` : "";
+  return `${patient.patient_number}${admitted}`;
 }
 
 function showRecord(item, record) {
@@ -176,7 +194,7 @@ function showRecord(item, record) {
     element(
       "div",
       { className: "record-line" },
-      element("span", {}, `Row ${record.row}`),
+      element("span", { className: "patient", title: `Row ${record.row}` }, whose(item, record.row)),
       stateBadge(record.state),
       isInDhis2(record.state) ? captureLink(item.summary.server, record.event) : null,
     ),

@@ -1,10 +1,19 @@
-// "This form": read the Capture tab, show what will be uploaded with the program's labels, upload
-// it, then follow the record until DHIS2 has it, with any rejection shown next to its field.
+// "This form": read the Capture tab, show what will be uploaded with the program's labels and,
+// checked at once by the host, any problem next to its field; upload it, then follow the record
+// until DHIS2 has it.
 import { api } from "../lib/browser.js";
 import { element } from "../lib/dom.js";
-import { plural } from "../lib/status.js";
-import { ask } from "../lib/worker.js";
-import { STATE_LABELS, captureLink, errorList, errorReason, isInDhis2, stateBadge } from "./records.js";
+import { describe, plural } from "../lib/status.js";
+import { ask, hostRequest } from "../lib/worker.js";
+import {
+  STATE_LABELS,
+  captureLink,
+  detailsToggle,
+  errorList,
+  errorReason,
+  isInDhis2,
+  stateBadge,
+} from "./records.js";
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/;
 const REPORT_DATE = "occurredAt";
@@ -12,26 +21,32 @@ const RECENT_PUSHES = 20;
 
 const message = document.getElementById("form-message");
 const preview = document.getElementById("form-preview");
-const previewScroll = document.getElementById("form-preview-scroll");
+const previewArea = document.getElementById("form-preview-area");
 const result = document.getElementById("form-result");
 const uploadButton = document.getElementById("upload-form");
 const readButton = document.getElementById("read-form");
+const card = document.getElementById("form-card");
+const detailsButton = detailsToggle(card);
 
 let captured = null; // the worker's capture reply: {form, program, unreadable, orgUnitName, uploadedBefore}
+let problems = []; // what the host's dry run found wrong with the form as read
 let upload = null; // {batch, row, server} once this form is uploaded
 let shownRecord = null; // the uploaded record's latest state
-let senderState = null;
+let connectionState = null; // the status line's state: what a queued record waits for
 let recentRecordStates = [];
 
 export function setup() {
+  detailsButton.hidden = true;
+  result.after(detailsButton);
   readButton.addEventListener("click", read);
   uploadButton.addEventListener("click", uploadForm);
   read();
 }
 
 export function setStatus(status) {
-  const changed = senderState !== (status.sender?.state ?? null);
-  senderState = status.sender?.state ?? null;
+  const state = describe(status).state;
+  const changed = connectionState !== state;
+  connectionState = state;
   // A record waiting to be sent says why it waits: sign-in, DHIMS2 offline, ...
   if (changed && shownRecord && ["queued", "sending"].includes(shownRecord.state)) showRecord(shownRecord);
 }
@@ -46,9 +61,10 @@ async function targetTab() {
 
 async function read() {
   captured = null;
+  problems = [];
   upload = null;
   shownRecord = null;
-  previewScroll.hidden = true;
+  previewArea.hidden = true;
   result.hidden = true;
   uploadButton.disabled = true;
   uploadButton.textContent = "Upload this form";
@@ -61,6 +77,20 @@ async function read() {
   }
   captured = reply;
   renderPreview([]);
+  await checkForm(reply);
+}
+
+/** The host's dry run of the upload: the same checks, so problems show before Upload is pressed. */
+async function checkForm(read) {
+  const checked = await hostRequest("validate", { form: read.form });
+  // Unchecked (e.g. DHIMS2 unreachable) the upload itself still checks, and says what is wrong.
+  if (captured !== read || !checked.ok || checked.rejected === 0) return;
+  problems = withFieldKeys(checked.records[0].errors);
+  showResult("problems", "Not uploaded yet: these need correcting first.", problems);
+}
+
+function fieldKeys() {
+  return new Set([REPORT_DATE, "orgUnit", ...(captured?.program.dataElements.map((d) => d.uid) ?? [])]);
 }
 
 function reportDateProblem(occurredAt) {
@@ -125,9 +155,14 @@ function renderPreview(errors) {
     ),
   ];
   preview.tBodies[0].replaceChildren(...rows);
-  previewScroll.hidden = false;
-  preview.querySelector("tr.has-error")?.scrollIntoView({ block: "nearest" });
+  previewArea.hidden = false;
+  preview.querySelector("tr.has-error")?.scrollIntoView({ block: "center" }); // clear of the sticky header
   const notes = [`${program.programName}: check the values, then upload.`];
+  if (problems.length) {
+    notes[0] =
+      `${plural(problems.length, "problem")}, marked next to the fields: correct them in Capture, ` +
+      "then press Read the form again.";
+  }
   if (unreadable.length) {
     const labels = new Map(program.dataElements.map((dataElement) => [dataElement.uid, dataElement.label]));
     const names = unreadable.map((uid) => labels.get(uid) ?? uid).join(", ");
@@ -139,7 +174,8 @@ function renderPreview(errors) {
     notes.push(`This same form was uploaded on ${when}; uploading again updates that event, it adds no copy.`);
   }
   message.textContent = notes.join(" ");
-  uploadButton.disabled = Boolean(dateProblem) || unreadable.length > 0 || upload !== null;
+  offerDetails();
+  uploadButton.disabled = Boolean(dateProblem) || unreadable.length > 0 || problems.length > 0 || upload !== null;
 }
 
 function withFieldKeys(errors) {
@@ -173,11 +209,11 @@ function resultText(record) {
   switch (record.state) {
     case "queued":
     case "sending":
-      if (senderState === "sign_in_needed") return "Waiting: sign in to DHIMS2 and it goes by itself.";
-      if (senderState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
+      if (connectionState === "sign_in_needed") return "Waiting: sign in to DHIMS2 and it goes by itself.";
+      if (connectionState === "offline") return "Waiting: DHIMS2 cannot be reached; it goes when the server is back.";
       return "Waiting to be sent to DHIS2…";
     case "importing":
-      return `DHIS2 is importing it (job ${record.job})…`;
+      return "DHIS2 is importing it…";
     case "created":
       return "DHIS2 has this event now.";
     case "updated":
@@ -194,22 +230,46 @@ function resultText(record) {
   }
 }
 
+// What the upload button says once pressed: "Uploaded" only when DHIS2 has the event.
+const UPLOAD_BUTTON = {
+  queued: "Queued on this computer",
+  sending: "Sending…",
+  importing: "Sent, DHIS2 is importing",
+  created: "Uploaded",
+  updated: "Uploaded",
+  rejected: "Upload this form",
+  failed: "Not imported",
+};
+
 function showRecord(record) {
   shownRecord = record;
-  uploadButton.textContent = record.state === "rejected" ? "Upload this form" : "Uploaded";
+  uploadButton.textContent = UPLOAD_BUTTON[record.state] ?? STATE_LABELS[record.state] ?? record.state;
   const errors = withFieldKeys(record.errors ?? []);
   showResult(record.state, resultText(record), errors);
   if (isInDhis2(record.state)) result.append(captureLink(upload.server, record.event));
+  // The DHIS2 job is for whoever follows it up on the server: behind "Show details".
+  if (record.job) {
+    result.append(element("p", { className: "details-only job-id" }, "DHIS2 job ", element("code", {}, record.job)));
+  }
+  offerDetails();
+}
+
+/** "Show details" only when there is something behind it: error codes or a DHIS2 job. */
+function offerDetails() {
+  detailsButton.hidden = !card.querySelector(".error-code, .job-id");
 }
 
 function showResult(state, text, errors) {
-  const fieldKeys = new Set([REPORT_DATE, "orgUnit", ...(captured?.program.dataElements.map((d) => d.uid) ?? [])]);
-  if (captured) renderPreview(errors.filter((error) => fieldKeys.has(error.dataElement)));
-  const elsewhere = errors.filter((error) => !fieldKeys.has(error.dataElement));
+  const onFields = fieldKeys();
+  if (captured) renderPreview(errors.filter((error) => onFields.has(error.dataElement)));
+  const elsewhere = errors.filter((error) => !onFields.has(error.dataElement));
+  // Problems on fields are marked beside them; a box is needed only for the others.
+  if (state === "problems" && elsewhere.length === 0) return;
   result.dataset.state = state;
   result.replaceChildren(element("p", {}, state in STATE_LABELS ? stateBadge(state) : null, " ", text));
   if (elsewhere.length) result.append(errorList(elsewhere));
   result.hidden = false;
+  offerDetails();
 }
 
 function isThisUpload(pushed) {

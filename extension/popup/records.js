@@ -3,7 +3,7 @@ import { element } from "../lib/dom.js";
 import { captureEventUrl } from "../lib/status.js";
 
 export const STATE_LABELS = {
-  queued: "Queued",
+  queued: "Queued on this computer",
   sending: "Sending",
   importing: "Importing in DHIS2",
   created: "Created",
@@ -31,18 +31,31 @@ export function captureLink(server, event) {
   );
 }
 
-/** DHIS2's (or our) reason, the value it refused (unless shown beside it already) and where the
-reason comes from. */
+/** DHIS2's (or our) reason, the value it refused (unless shown already, beside it or in the
+reason itself) and, behind the details toggle, its code and where the reason comes from. */
 export function errorReason(error, { withValue = true } = {}) {
-  const hasValue = withValue && error.value !== null && error.value !== undefined && error.value !== "";
-  const value = hasValue ? ` (value: “${error.value}”)` : "";
+  const value = error.value === null || error.value === undefined ? "" : String(error.value);
+  const quoted = withValue && value !== "" && !String(error.message).includes(value);
   const source = SOURCE_LABELS[error.source] ?? error.source ?? "";
   return element(
     "span",
     { className: "reason" },
-    `${error.message}${value}`,
-    element("span", { className: "error-code" }, ` ${[error.code, source].filter(Boolean).join(", ")}`),
+    `${error.message}${quoted ? ` (value: “${value}”)` : ""}`,
+    element("span", { className: "error-code details-only" }, ` ${[error.code, source].filter(Boolean).join(", ")}`),
   );
+}
+
+/** A "Show details" button that shows or hides the `.details-only` parts inside `container`. */
+export function detailsToggle(container) {
+  const button = element("button", { type: "button", className: "details-toggle", "aria-expanded": "false" });
+  const show = (shown) => {
+    container.classList.toggle("details-shown", shown);
+    button.setAttribute("aria-expanded", String(shown));
+    button.textContent = shown ? "Hide details" : "Show details";
+  };
+  button.addEventListener("click", () => show(!container.classList.contains("details-shown")));
+  show(false);
+  return button;
 }
 
 /** A list item per error: the field's label the clerk knows, then the reason. */

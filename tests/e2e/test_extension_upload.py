@@ -144,20 +144,27 @@ def test_an_uploaded_form_is_created_with_codes_iso_dates_and_booleans_and_never
     assert [event["event"] for event in sandbox.stored_events()] == [stored["event"]]
 
 
-def test_a_bad_value_is_shown_next_to_its_field_and_nothing_is_stored(
+def test_a_bad_value_is_shown_next_to_its_field_as_soon_as_the_form_is_read(
     signed_in_browser: Any, sandbox: Sandbox
 ) -> None:
     browser, tab = signed_in_browser()
     fill(tab, **{AGE: "abc", "sIPe9r0NBbq": "2025-02-30"})
     popup = browser.open_popup(tab)
-    popup.get_by_role("button", name="Upload this form").click()
-    expect(popup.locator("#form-result")).to_have_attribute("data-state", "rejected")
+    # No Upload pressed: the host's dry run marks the problems, and Upload waits for a fix.
+    expect(popup.locator("#form-message")).to_contain_text("2 problems, marked next to the fields")
+    expect(popup.get_by_role("button", name="Upload this form")).to_be_disabled()
     age_row = popup.locator(f'tr[data-field="{AGE}"]')
     expect(age_row.locator(".field-error")).to_contain_text("not a valid Age")
     expect(age_row.locator(".field-error")).to_contain_text("abc")
     discharge_row = popup.locator('tr[data-field="sIPe9r0NBbq"]')
     expect(discharge_row.locator(".field-error")).to_contain_text("February 2025 has no day 30")
     expect(popup.locator(f'tr[data-field="{GENDER}"] .field-error')).to_have_count(0)
+    # DHIS2's error codes wait behind the details toggle.
+    code = age_row.locator(".error-code")
+    expect(code).to_be_hidden()
+    popup.get_by_role("button", name="Show details").click()
+    expect(code).to_be_visible()
+    expect(code).to_contain_text("E")
     screenshot(popup, "popup-rejected")
     assert sandbox.stored_events() == []
     assert sandbox.request_count("POST", "/api/tracker") == 0
@@ -174,15 +181,30 @@ def test_the_open_popup_moves_from_importing_to_created_by_itself(
     result = popup.locator("#form-result")
     expect(result).to_have_attribute("data-state", "importing")
     expect(result).to_contain_text("DHIS2 is importing it")
+    # The job's id is there for whoever follows it up in DHIS2, behind "Show details".
+    job = result.locator(".job-id")
+    expect(job).to_be_hidden()
+    popup.locator("#form-card").get_by_role("button", name="Show details").click()
+    expect(job).to_be_visible()
     screenshot(popup, "popup-importing")
     expect(result).to_have_attribute("data-state", "created")
 
-    # The batch's detail names the DHIS2 job and shows the server's own messages.
+    # The batch's detail says whose record it is, asked of the host; the extension keeps none.
     [stored] = sandbox.stored_events()
     batch = popup.locator("li.batch").first
     batch.locator(".batch-toggle").click()
-    expect(batch.locator('li.record[data-row="1"][data-state="created"]')).to_be_visible()
+    record = batch.locator('li.record[data-row="1"][data-state="created"]')
+    expect(record.locator(".patient")).to_have_text("SYN-E2E-0001, admitted 2025-03-01")
+    kept = browser.worker.evaluate(
+        "async () => JSON.stringify([await chrome.storage.session.get(null),"
+        " await chrome.storage.local.get(null)])"
+    )
+    assert "SYN-E2E-0001" not in kept
+    # Behind "Show details": the DHIS2 job and the server's own messages.
+    expect(batch.locator("li.job")).to_be_hidden()
+    batch.get_by_role("button", name="Show details").click()
     expect(batch.locator("li.job")).to_have_count(1)
+    expect(batch.locator("li.job")).to_be_visible()
     expect(batch.locator("li.job .job-messages")).to_contain_text("Import complete with status OK")
     expect(batch.get_by_role("link", name="Open in Capture")).to_have_attribute(
         "href",
@@ -260,5 +282,7 @@ def test_a_spreadsheet_is_uploaded_and_its_rejected_row_names_the_field(
     expect(rejected).to_have_attribute("data-row", "5")  # the sheet's line: the header is line 1
     expect(rejected.locator(".errors li")).to_contain_text("Age: ")
     expect(rejected.locator(".errors li")).to_contain_text("not a valid Age")
+    # The reason quotes the refused value once: DHIS2's message has it already.
+    assert rejected.locator(".errors li").inner_text().count("abc") == 1
     screenshot(popup, "popup-spreadsheet", showing=rejected)
     assert len(sandbox.stored_events()) == 3

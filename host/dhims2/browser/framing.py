@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from typing import Any, BinaryIO
+
+# Annotation names only: the hello waits on every module imported before it (native_host.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # "=" keeps native byte order but pins the size to 4 bytes on every platform.
 HEADER = struct.Struct("=I")

@@ -7,9 +7,12 @@ holds equal to the handlers the host actually registers.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dhims2 import __version__
+
+# Annotation names only: the hello waits on every module imported before it (native_host.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL_VERSION = 1
 CAPABILITIES = (
@@ -19,6 +22,7 @@ CAPABILITIES = (
     "forget",
     "get_batch",
     "get_config",
+    "get_patients",
     "get_program",
     "list_batches",
     "list_templates",

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
-from dhims2.queue.store import FAILED, REJECTED, BatchSummary, Store
+from dhims2.queue.store import (
+    FAILED,
+    READ,
+    READING,
+    READING_STOPPED,
+    REJECTED,
+    BatchSummary,
+    Store,
+)
 
 ERROR_KEYS = ("code", "dataElement", "field", "value", "message")
 
@@ -30,6 +39,7 @@ def write_batch_json(store: Store, batch_id: str, out: TextIO = sys.stdout) -> N
         "batch": batch_id,
         **{key: counts[key] for key in ("total", "created", "updated", "rejected", "failed")},
         "pending": counts["pending"],
+        "reading": counts["reading"],
     }
     out.write(json.dumps(head)[:-1] + ', "records": [')
     for index, record in enumerate(store.iter_batch_records(batch_id)):
@@ -63,6 +73,12 @@ def print_summary(store: Store, batch_id: str, out: TextIO = sys.stdout) -> None
         print(
             f"  {counts['pending']} records are still with DHIS2 or waiting to be sent;"
             f" `dhims2 status {summary.id} --follow` follows them to the end",
+            file=out,
+        )
+    if summary.reading == READING_STOPPED:
+        print(
+            f"  {summary.source} was not read to the end (the upload was stopped): upload it"
+            " again for the rest; the records already sent are updated, not created twice",
             file=out,
         )
     if counts["failed"]:
@@ -110,9 +126,9 @@ def describe_error(error: dict[str, Any]) -> str:
 
 
 def exit_status(summary: BatchSummary) -> int:
-    """0 when every record reached DHIS2 (created or updated), else 1."""
+    """0 when every record of the file reached DHIS2 (created or updated), else 1."""
     unfinished = summary.pending + sum(summary.counts.get(state, 0) for state in (REJECTED, FAILED))
-    return 0 if unfinished == 0 else 1
+    return 0 if unfinished == 0 and summary.reading == READ else 1
 
 
 class ProgressLine:
@@ -132,6 +148,7 @@ class ProgressLine:
         self._last_line_at: float | None = None
         self._latest: str | None = None
         self._drawn = False
+        self._lock = threading.Lock()
 
     def reading(self, source_name: str, rows: int) -> None:
         counted = f": {rows} rows so far" if rows else " ..."
@@ -149,10 +166,11 @@ class ProgressLine:
         done = total - message["pending"]
         filled = self.WIDTH * done // total
         bar = f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] " if self.terminal else "Uploading: "
+        still_reading = "  (reading the file)" if message.get("reading") == READING else ""
         self._show(
             f"{bar}{done}/{message['total']}"
             f"  created {message['created']}  updated {message['updated']}"
-            f"  rejected {message['rejected']}  failed {message['failed']} ",
+            f"  rejected {message['rejected']}  failed {message['failed']}{still_reading} ",
             first=not self._drawn,
         )
         self._drawn = True
@@ -168,6 +186,11 @@ class ProgressLine:
         self.out.flush()
 
     def _show(self, text: str, *, first: bool = False) -> None:
+        # Told from the thread that stores a file's records as well as from the sending one.
+        with self._lock:
+            self._show_now(text, first=first)
+
+    def _show_now(self, text: str, *, first: bool) -> None:
         self._latest = text
         now = time.monotonic()
         interval = self.REDRAW_INTERVAL if self.terminal else self.INTERVAL

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             return _list_batches(store, as_json=args.json)
         summary = store.batch(args.batch)
         status = 0
-        if args.follow and summary.pending:
+        if args.follow and not summary.finished:
             status = follow(args, store, args.batch)
         print_batch(store, args.batch, as_json=args.json)
         return status or exit_status(store.batch(args.batch))
@@ -115,7 +115,7 @@ def _watch(
     while True:
         summary = store.batch(batch_id)
         progress({"type": "batch.progress", **summary.to_json()})
-        if not summary.pending or (deadline is not None and time.monotonic() >= deadline):
+        if summary.finished or (deadline is not None and time.monotonic() >= deadline):
             return None
         time.sleep(WATCH_INTERVAL)
 

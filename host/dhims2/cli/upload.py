@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dhims2.cli.report import ProgressLine
     from dhims2.dhis2.client import Dhis2Client
     from dhims2.forms.mapping import Mapper, PreparedRecord
+    from dhims2.queue.service import Interruption, UploadService
     from dhims2.queue.store import Store
     from dhims2.sheets.preparation import RecordPreparer
     from dhims2.sheets.source import RecordSource
@@ -145,14 +146,15 @@ def upload_file(
     records are checked against it alone.
 
     The file is streamed from reading to the store (or, in a dry run, to DHIS2's validation in
-    chunks of `batch_size`), so its length does not change the memory needed.
+    chunks of `batch_size`), so its length does not change the memory needed; the first job
+    leaves as soon as its records are stored, while the rest of the file is still read.
     """
     from dhims2.cli.report import ProgressLine, exit_status, print_batch
     from dhims2.forms.mapping import Mapper, RecordDefaults
     from dhims2.forms.metadata import REPORT_DATE_DATA_ELEMENT
     from dhims2.queue import store as states
     from dhims2.queue.batch_sizing import FIRST_SIZE
-    from dhims2.queue.service import UploadService, UploadSettings, run_service
+    from dhims2.queue.service import UploadService, UploadSettings
     from dhims2.sheets.preparation import prepared_records
     from dhims2.sheets.reading import open_records
     from dhims2.workspace.connection import load_form
@@ -179,13 +181,15 @@ def upload_file(
             preparer = template.bind(context.form, defaults, context.capture_org_units)
         _require_records(source)
         progress = ProgressLine()
-        prepared = prepared_records(source, preparer)  # raises for unknown or doubled columns
+        # Raises for unknown or doubled columns. An upload finds doubled rows through the
+        # store's index (UploadService.queue_and_send), not a map of every row in memory.
+        prepared = prepared_records(source, preparer, flag_duplicates=dry_run)
         if isinstance(preparer, Mapper):
             # An unknown column may well be the missing one misspelt, so it is named first.
             _require_compulsory_columns(source, preparer)
-        records = _counted(source.name, prepared, progress)
         if dry_run:
             reasons: dict[int, str] = {}
+            records = _counted(source.name, prepared, progress)
             status = _dry_run(
                 client, records, reasons, as_json=as_json, chunk_size=batch_size or FIRST_SIZE
             )
@@ -194,25 +198,21 @@ def upload_file(
             service = UploadService(
                 store, client, settings=UploadSettings(batch_size=batch_size), listener=progress
             )
-            batch_id = service.queue(
-                records, program=context.form.program_uid, stage=stage, source=path.name
+            batch_id, interruption = _queue_and_send(
+                service,
+                prepared,
+                program=context.form.program_uid,
+                stage=stage,
+                source=path.name,
+                wait=wait,
+                timeout=timeout,
+                progress=progress,
             )
     if dry_run:
         progress.finish()
         _export(path, sheet, reasons, export_invalid)
         return status
 
-    progress.batch_id = batch_id
-    try:
-        interruption = run_service(service, wait=wait, timeout=timeout)
-    except KeyboardInterrupt:
-        progress.finish()
-        print(
-            f"Stopped. Batch {batch_id} is saved on this computer: nothing is lost, and"
-            f" `dhims2 status {batch_id} --follow` sends the rest and follows it to the end",
-            file=sys.stderr,
-        )
-        raise
     progress.finish()
     print_batch(store, batch_id, as_json=as_json)
     if not as_json:
@@ -224,6 +224,79 @@ def upload_file(
         print(f"{interruption}", file=sys.stderr)
         return interruption.exit_status
     return exit_status(store.batch(batch_id))
+
+
+def _queue_and_send(
+    service: UploadService,
+    records: Iterable[PreparedRecord],
+    *,
+    program: str,
+    stage: str,
+    source: str,
+    wait: bool,
+    timeout: float | None,
+    progress: ProgressLine,
+) -> tuple[str, Interruption | None]:
+    """Stores the records while sending them; the batch and why sending stopped early, if it did.
+
+    When another process holds the run lock, the file is queued whole for it to send."""
+    from dhims2.queue.service import interrupted
+
+    opened: list[str] = []
+
+    def on_batch(batch_id: str) -> None:
+        opened.append(batch_id)
+        progress.batch_id = batch_id
+
+    try:
+        interruption = interrupted(
+            lambda: service.queue_and_send(
+                records,
+                program=program,
+                stage=stage,
+                source=source,
+                wait=wait,
+                timeout=timeout,
+                on_batch=on_batch,
+            )
+        )
+    except KeyboardInterrupt:
+        progress.finish()
+        if opened:
+            _tell_stopped(service.store, opened[0])
+        raise
+    except Exception:
+        if opened:
+            print(
+                f"Batch {opened[0]} stopped there: its records already with DHIS2 stay there,"
+                " the others were not sent. Correct the file and upload it again: the records"
+                " DHIS2 holds are updated, not created twice",
+                file=sys.stderr,
+            )
+        raise
+    if opened:
+        return opened[0], interruption
+    batch_id = service.queue(records, program=program, stage=stage, source=source)
+    progress.batch_id = batch_id
+    return batch_id, interruption
+
+
+def _tell_stopped(store: Store, batch_id: str) -> None:
+    from dhims2.queue import store as states
+
+    if store.batch(batch_id).reading == states.READ:
+        print(
+            f"Stopped. Batch {batch_id} is saved on this computer: nothing is lost, and"
+            f" `dhims2 status {batch_id} --follow` sends the rest and follows it to the end",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"Stopped while reading the file. The records of batch {batch_id} read so far are saved"
+        f" on this computer (`dhims2 status {batch_id} --follow` sends them); upload the file"
+        " again for the rest: the records already sent are updated, not created twice",
+        file=sys.stderr,
+    )
 
 
 def check_export_path(export: Path | None, uploaded: Path, *, force: bool) -> None:

@@ -41,7 +41,7 @@ PROGRAM_FIELDS = (
     "programStages[id,name,validationStrategy,blockEntryForm,programStageDataElements"
     "[compulsory,dataElement[id,code,name,formName,valueType,optionSet[id,options[code,name]]]]]"
 )
-ME_FIELDS = "id,username,organisationUnits[id,path]"
+ME_FIELDS = "id,username,authorities,organisationUnits[id,path]"
 READ_BACK_FIELDS = "event,status,dataValues[dataElement,value]"
 READ_BACK_CHUNK = 100  # event UIDs per request, to keep the URL short
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
@@ -59,6 +59,12 @@ class CurrentUser:
     id: str
     username: str
     org_unit_ids: frozenset[str]
+    authorities: frozenset[str] = frozenset()
+
+    @property
+    def may_enter_expired_periods(self) -> bool:
+        # User.isAuthorized: ALL implies every authority.
+        return not self.authorities.isdisjoint({"ALL", "F_EDIT_EXPIRED"})
 
 
 class Dhis2Client:
@@ -138,10 +144,14 @@ class Dhis2Client:
         units = field(body, "organisationUnits", list, "current user")
         if not all(isinstance(unit, dict) and isinstance(unit.get("id"), str) for unit in units):
             raise BadServerResponse("current user: an organisation unit has no id")
+        authorities = body.get("authorities", [])
+        if not isinstance(authorities, list) or not all(isinstance(a, str) for a in authorities):
+            raise BadServerResponse("current user: authorities is not a list of names")
         return CurrentUser(
             id=field(body, "id", str, "current user"),
             username=field(body, "username", str, "current user"),
             org_unit_ids=frozenset(unit["id"] for unit in units),
+            authorities=frozenset(authorities),
         )
 
     def program(self, uid: str) -> dict:

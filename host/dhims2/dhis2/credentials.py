@@ -83,7 +83,11 @@ class SameOriginAuth(requests.auth.AuthBase):
         if credentials.token is not None:
             request.headers["Authorization"] = f"ApiToken {credentials.token}"
         elif credentials.session_cookie is not None:
-            request.headers["Cookie"] = f"JSESSIONID={credentials.session_cookie}"
+            # Beside, not instead of, the jar's cookies: a load balancer's stickiness cookie
+            # keeps our job polls on the node that holds the job's notifications.
+            session = f"JSESSIONID={credentials.session_cookie}"
+            others = request.headers.get("Cookie")
+            request.headers["Cookie"] = f"{others}; {session}" if others else session
         else:
             # Spring Security decodes Basic credentials as UTF-8; requests would use Latin-1.
             pair = f"{credentials.username}:{credentials.password}".encode()

@@ -20,12 +20,12 @@ from dhims2.forms.records import EVENT_PROPERTY_NAMES, RecordError, SourceRecord
 from dhims2.forms.schema import (
     PROPERTY_LABELS,
     STATUSES,
-    EventValidator,
     option_error,
     unknown_field_error,
     value_type_error,
 )
 from dhims2.forms.text import invalid_text_errors
+from dhims2.forms.validation import EventValidator
 
 __all__ = [
     "PLACEHOLDERS",

@@ -8,12 +8,16 @@ optionSet[id,options[code,name]]]]]`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
+
+from dhims2.dhis2.periods import period_end
 
 # DHIS2's ProgramStage.validationStrategy: when compulsory data elements are enforced.
 VALIDATION_STRATEGIES = ("ON_COMPLETE", "ON_UPDATE_AND_INSERT")
@@ -94,6 +98,22 @@ class DataElement:
 
 
 @dataclass(frozen=True)
+class EntryExpiry:
+    """DHIS2 closes data entry for a period `days` days after the period ends: the program's
+    expiryDays and expiryPeriodType (DateValidator.validateExpiryPeriodType, E1047)."""
+
+    period_type: str
+    days: int
+
+    def closes_on(self, occurred: date) -> date | None:
+        """The first day on which an event that occurred on `occurred` can no longer be entered
+        (the period's last day plus `days`, and DHIS2's extra day for the final 24 hours), or
+        None for a period type this program does not model."""
+        end = period_end(self.period_type, occurred)
+        return None if end is None else end + timedelta(days=self.days + 1)
+
+
+@dataclass(frozen=True)
 class ProgramForm:
     program_uid: str
     program_name: str
@@ -105,6 +125,9 @@ class ProgramForm:
     # The program has a non-default category combo: every event needs an attribute option
     # combo (DataRelationsValidator, E1055).
     needs_attribute_option_combo: bool = False
+    # The expiry that applies to the signed-in user: None when the program has none or the
+    # user's authorities lift it (see without_entry_expiry).
+    entry_expiry: EntryExpiry | None = None
 
     @cached_property
     def _by_uid(self) -> dict[str, DataElement]:
@@ -158,7 +181,12 @@ class ProgramForm:
             ),
             validation_strategy=strategy,
             needs_attribute_option_combo=_has_non_default_category_combo(program),
+            entry_expiry=_entry_expiry(program, where),
         )
+
+    def without_entry_expiry(self) -> ProgramForm:
+        """The form for a user DHIS2 lets enter data in expired periods (F_EDIT_EXPIRED or ALL)."""
+        return dataclasses.replace(self, entry_expiry=None)
 
     def data_element(self, uid: str) -> DataElement | None:
         return self._by_uid.get(uid)
@@ -199,6 +227,19 @@ class ProgramForm:
                 for element in self.data_elements
             ],
         }
+
+
+def _entry_expiry(program: dict, where: str) -> EntryExpiry | None:
+    days = program.get("expiryDays", 0)
+    if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+        raise ValueError(f"{where} has expiryDays {days!r}, not a whole number of days")
+    period_type = program.get("expiryPeriodType")
+    if not days or not period_type:
+        return None
+    if not isinstance(period_type, str):
+        # Program.getExpiryPeriodType is written as the type's name (JacksonPeriodTypeSerializer).
+        raise ValueError(f"{where} has an expiryPeriodType that is not a period type name")
+    return EntryExpiry(period_type, days)
 
 
 def _require_object(value: object, where: str) -> dict:

@@ -1,4 +1,4 @@
-"""JSON Schema of a DHIS2 event for one program stage, and local validation with DHIS2's codes.
+"""JSON Schema of a DHIS2 event for one program stage, and the messages of its faults (DHIS2 codes).
 
 The schema is generated from the stage metadata: one value schema per data element (option codes
 as an enum, the value type as a pattern or format), the program's org units, the UID format, and
@@ -12,22 +12,19 @@ DHIS2's rules on when a value is required:
 - Events with status SCHEDULE, SKIPPED or OVERDUE may carry no data values (E1315).
 
 `event_schema` describes the payload exactly as DHIS2 receives it, where `dataValues` is a list,
-so a value's rules are an if/then per data element. jsonschema evaluates that chain for every
-value of every event (about 2.6 ms an event), so `EventValidator` validates the same rules against
-a keyed view of the event, `dataValues` as {uid: value}, built from the same value schemas (about
-0.06 ms an event). The keyed view is also where a data element listed twice is caught, which JSON
-Schema cannot express.
+so a value's rules are an if/then per data element: it is the published contract. The same rules
+over a keyed view of the event, `dataValues` as {uid: value}, are `keyed_event_schema`, which
+EventValidator (validation.py) compiles into plain checks once per stage.
 
-jsonschema is imported on first use, so importing this module stays cheap for the native host,
-which must greet the browser quickly.
+jsonschema is imported only by `format_checker`, for those who validate against the contract
+itself; the host and the mapping never need it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable
 from datetime import date
-from functools import lru_cache
 from typing import Any
 
 from dhims2.dhis2.uids import UID_PATTERN
@@ -190,7 +187,7 @@ def value_schema(element: DataElement) -> dict[str, Any]:
     rules = _VALUE_TYPE_RULES.get(element.value_type, {})
     if not element.options:
         return {"type": "string", **rules}
-    codes = _option_codes(element)
+    codes = option_codes(element)
     if element.value_type == "MULTI_TEXT":
         # Several codes separated by commas (ValueType.splitMultiText), each one an option.
         code = "(?:" + "|".join(re.escape(code) for code in codes) + ")"
@@ -212,7 +209,7 @@ def option_error(element: DataElement, value: str, field: str | None = None) -> 
     label = field or element.label
     return RecordError(
         "E1125",
-        f'"{_shown(value)}" is not an option of {label}; {hint}',
+        f'"{shown_value(value)}" is not an option of {label}; {hint}',
         element.uid,
         label,
         value,
@@ -227,7 +224,7 @@ def value_type_error(
     label = field or element.label
     return RecordError(
         "E1302",
-        f'"{_shown(value)}" is not a valid {label}; {advice or "write " + expectation}.',
+        f'"{shown_value(value)}" is not a valid {label}; {advice or "write " + expectation}.',
         element.uid,
         label,
         value,
@@ -245,241 +242,23 @@ def unknown_field_error(form: ProgramForm, name: str, value: str | None = None) 
         else "rename it to a field of the form or remove it."
     )
     return RecordError(
-        "E1304", f'"{_shown(name)}" is not a field of this form; {hint}', None, name, value
+        "E1304", f'"{shown_value(name)}" is not a field of this form; {hint}', None, name, value
     )
 
 
 def format_checker() -> Any:
-    """A jsonschema FormatChecker for the formats `event_schema` uses, as DHIS2 reads them:
-    "date" and "date-time" must be real calendar dates and times, and "date-or-date-time" is
-    either (occurredAt)."""
+    """A jsonschema FormatChecker for the formats `event_schema` uses, as DHIS2 reads them."""
     from jsonschema import FormatChecker
 
-    formats = FormatChecker(formats=())
-    formats.checks("date", raises=ValueError)(_is_date)
-    formats.checks("date-time", raises=ValueError)(_is_datetime)
-    formats.checks("date-or-date-time", raises=ValueError)(_is_date_or_datetime)
-    return formats
+    checker = FormatChecker(formats=())
+    for name, has_format in FORMATS.items():
+        checker.checks(name, raises=ValueError)(has_format)
+    return checker
 
 
-class EventValidator:
-    """Checks events against the form's schema (built once) and the user's capture scope."""
-
-    def __init__(self, form: ProgramForm, capture_org_units: frozenset[str] | None = None):
-        self._form = form
-        self._capture_org_units = capture_org_units
-        self._data_element_uids = frozenset(element.uid for element in form.data_elements)
-        self._validator = _schema_validator(form)
-
-    def errors(
-        self, event: dict, fields: dict[str, str] | None = None, *, skip: Collection[str] = ()
-    ) -> list[RecordError]:
-        """The event's faults, each once, labelled with the names in `fields` (data element uid
-        or event property -> the column the user knows it by).
-
-        `skip` names data element uids and event properties whose faults the caller has already
-        reported in the user's own terms.
-        """
-        labels = fields or {}
-        if not isinstance(event, dict):
-            return [RecordError("MALFORMED_RECORD", "The event is not a JSON object.")]
-        view, findings = self._keyed_view(event, labels)
-        for error in self._validator.iter_errors(view):
-            findings.extend(self._translate(error, view, labels))
-        findings.extend(self._scope_findings(view, labels))
-        findings.extend(self._attribute_option_combo_findings(view, labels))
-        unique: list[RecordError] = []
-        reported: set[tuple[str, str]] = set()
-        for target, error in findings:
-            if target not in skip and (target, error.code) not in reported:
-                reported.add((target, error.code))
-                unique.append(error)
-        return unique
-
-    def _keyed_view(
-        self, event: dict, labels: dict[str, str]
-    ) -> tuple[dict[str, Any], list[tuple[str, RecordError]]]:
-        view = {key: value for key, value in event.items() if key != "dataValues"}
-        values: dict[str, object] = {}
-        findings: list[tuple[str, RecordError]] = []
-        data_values = event.get("dataValues", [])
-        if not isinstance(data_values, list):
-            message = "dataValues must be a list of {dataElement, value}."
-            findings.append(("dataValues", RecordError("MALFORMED_RECORD", message)))
-            data_values = []
-        for position, entry in enumerate(data_values, start=1):
-            uid = entry.get("dataElement") if isinstance(entry, dict) else None
-            if not isinstance(uid, str):
-                message = f"Data value {position} does not name its dataElement."
-                findings.append(("dataValues", RecordError("MALFORMED_RECORD", message)))
-            elif entry.get("value") is None:
-                continue
-            elif uid in values:
-                label = self._label(uid, labels)
-                message = f"{label} is given twice; keep only one value."
-                findings.append((uid, RecordError("DUPLICATE_VALUE", message, uid, label)))
-            else:
-                values[uid] = entry["value"]
-        view["dataValues"] = values
-        return view, findings
-
-    def _translate(
-        self, error: Any, view: dict[str, Any], labels: dict[str, str]
-    ) -> list[tuple[str, RecordError]]:
-        path = list(error.absolute_path)
-        if not path:
-            if error.validator != "required":
-                return []
-            missing = [name for name in error.validator_value if name not in view]
-            return [(name, self._missing_property(name, labels)) for name in missing]
-        if path[0] != "dataValues":
-            return [(path[0], self._property_error(path[0], view[path[0]], labels))]
-        values = view["dataValues"]
-        if len(path) > 1:
-            uid = path[1]
-            element = self._form.data_element(uid)
-            assert element is not None, "the schema lists only the form's data elements"
-            value = str(values[uid])
-            label = self._label(uid, labels)
-            # Booleans are an enum too; only an element's own option codes make E1125.
-            if error.validator == "enum" and error.validator_value == _option_codes(element):
-                return [(uid, option_error(element, value, label))]
-            if element.value_type == "MULTI_TEXT" and element.options:
-                codes = _option_codes(element)
-                wrong = next((code for code in value.split(",") if code not in codes), value)
-                return [(uid, option_error(element, wrong, label))]
-            return [(uid, value_type_error(element, value, label))]
-        if error.validator == "required":
-            missing = [uid for uid in error.validator_value if uid not in values]
-            return [(uid, self._missing_value(uid, labels)) for uid in missing]
-        if error.validator == "additionalProperties":
-            unknown = [uid for uid in values if uid not in self._data_element_uids]
-            return [
-                (uid, unknown_field_error(self._form, labels.get(uid, uid), str(values[uid])))
-                for uid in unknown
-            ]
-        status = view.get("status")
-        message = f"A {status} event cannot carry values; use status COMPLETED or ACTIVE."
-        return [("status", RecordError("E1315", message, field=self._label("status", labels)))]
-
-    def _scope_findings(
-        self, view: dict[str, Any], labels: dict[str, str]
-    ) -> list[tuple[str, RecordError]]:
-        org_unit = view.get("orgUnit")
-        if (
-            self._capture_org_units is None
-            or org_unit not in self._form.org_unit_ids
-            or org_unit in self._capture_org_units
-        ):
-            return []
-        message = (
-            f'Your DHIMS2 user may not enter data for organisation unit "{org_unit}"; '
-            "choose one of your own facilities."
-        )
-        label = self._label("orgUnit", labels)
-        return [("orgUnit", RecordError("E1000", message, field=label, value=org_unit))]
-
-    def _attribute_option_combo_findings(
-        self, view: dict[str, Any], labels: dict[str, str]
-    ) -> list[tuple[str, RecordError]]:
-        if not self._form.needs_attribute_option_combo or view.get("attributeOptionCombo"):
-            return []
-        message = (
-            "This program records an attribute (its category combination is not the default);"
-            " choose the attribute option combination for the event."
-        )
-        label = self._label("attributeOptionCombo", labels)
-        return [("attributeOptionCombo", RecordError("E1055", message, field=label))]
-
-    def _missing_property(self, name: str, labels: dict[str, str]) -> RecordError:
-        label = self._label(name, labels)
-        if name == "occurredAt":
-            message = "The report date is missing; add a Report date (the date of the visit)."
-            return RecordError("E1031", message, field=label)
-        if name == "orgUnit":
-            message = "No organisation unit: add an orgUnit column or choose the facility."
-            return RecordError("E1123", message, field=label)
-        return RecordError("E1123", f"The event does not say its {name}.", field=label)
-
-    def _property_error(self, name: str, value: object, labels: dict[str, str]) -> RecordError:
-        form = self._form
-        shown = _shown(str(value))
-        messages = {
-            "program": (
-                "E1010",
-                f'Program "{shown}" is not {form.program_name} ({form.program_uid}).',
-            ),
-            "programStage": (
-                "E1013",
-                f'Program stage "{shown}" is not {form.stage_name} ({form.stage_uid}).',
-            ),
-            "orgUnit": (
-                "E1029",
-                f'Organisation unit "{shown}" is not assigned to {form.program_name}; '
-                "use the ID of one of its facilities.",
-            ),
-            "event": (
-                "E1048",
-                f'Event ID "{shown}" is not a DHIS2 ID (11 letters and digits, starting with a '
-                "letter); leave it empty to get a new one.",
-            ),
-            "occurredAt": ("E1031", f'Report date "{shown}" is not a date like 2025-03-14.'),
-            "status": ("INVALID_STATUS", f'Status "{shown}" is not one of {", ".join(STATUSES)}.'),
-        }
-        code, message = messages[name]
-        return RecordError(code, message, field=self._label(name, labels), value=str(value))
-
-    def _missing_value(self, uid: str, labels: dict[str, str]) -> RecordError:
-        label = self._label(uid, labels)
-        message = f"{label} is compulsory but has no value; fill it in."
-        return RecordError("E1303", message, uid, label)
-
-    def _label(self, key: str, labels: dict[str, str]) -> str:
-        if key in labels:
-            return labels[key]
-        element = self._form.data_element(key)
-        return element.label if element else PROPERTY_LABELS.get(key, key)
-
-
-@lru_cache(maxsize=8)
-def _schema_validator(form: ProgramForm) -> Any:
-    """The jsonschema validator of a form's keyed event schema, built once per form."""
-    schema = _keyed_event_schema(form)
-    validator_class = _validator_class()
-    validator_class.check_schema(schema)
-    return validator_class(schema, format_checker=format_checker())
-
-
-@lru_cache(maxsize=1)
-def _validator_class() -> Any:
-    """Draft 2020-12 with a set lookup for `enum` of strings.
-
-    jsonschema compares an instance with each enum member in turn, and a diagnosis option set
-    has about 1,700 codes: that linear scan was most of the time spent validating.
-    """
-    from jsonschema import Draft202012Validator, validators
-
-    linear_enum = Draft202012Validator.VALIDATORS["enum"]
-    # id(enum list) -> (the list, kept alive so its id is never reused; its members as a set)
-    members_of: dict[int, tuple[list, frozenset | None]] = {}
-
-    def enum(validator: Any, enums: list, instance: object, schema: dict) -> Iterator[Any]:
-        known = members_of.get(id(enums))
-        if known is None:
-            strings_only = all(isinstance(member, str) for member in enums)
-            known = members_of[id(enums)] = (enums, frozenset(enums) if strings_only else None)
-        members = known[1]
-        if members is not None and isinstance(instance, str):
-            if instance not in members:
-                yield from linear_enum(validator, enums, instance, schema)
-        else:
-            yield from linear_enum(validator, enums, instance, schema)
-
-    return validators.extend(Draft202012Validator, {"enum": enum})
-
-
-def _keyed_event_schema(form: ProgramForm) -> dict[str, Any]:
-    """The rules of `event_schema`, for an event whose dataValues are {uid: value}."""
+def keyed_event_schema(form: ProgramForm) -> dict[str, Any]:
+    """The rules of `event_schema` for an event whose dataValues are {uid: value}: one schema
+    per value, where the payload needs an if/then per data element."""
     return _envelope(
         form,
         data_values={
@@ -538,7 +317,7 @@ def _envelope(
     }
 
 
-def _option_codes(element: DataElement) -> list[str]:
+def option_codes(element: DataElement) -> list[str]:
     return [option.code for option in element.options]
 
 
@@ -566,7 +345,17 @@ def _is_date_or_datetime(text: object) -> bool:
     return _is_datetime(text) if _DATETIME.match(str(text)) else _is_date(text)
 
 
-def _shown(value: str) -> str:
+# The formats the schemas name, as DHIS2 reads them: "date" and "date-time" must be real calendar
+# dates and times, and "date-or-date-time" is either (occurredAt). A check may also raise
+# ValueError for no.
+FORMATS: dict[str, Callable[[object], bool]] = {
+    "date": _is_date,
+    "date-time": _is_datetime,
+    "date-or-date-time": _is_date_or_datetime,
+}
+
+
+def shown_value(value: str) -> str:
     """A value as quoted in a message: a long text cut short so the message stays readable."""
     if len(value) <= _MESSAGE_VALUE_LENGTH:
         return value

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dhims2.dhis2.client import Dhis2Client
 from dhims2.dhis2.errors import Dhis2Error, RequestRejected, ServerError
 from dhims2.dhis2.uids import is_uid, new_uid
+from dhims2.forms.duplicates import duplicate_error
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.forms.text import invalid_text_errors
 from dhims2.queue import store as states
 from dhims2.queue.batch_sizing import BatchSizer, JobCostFile
+from dhims2.queue.feed import FEED_WAIT, STORE_CHUNK, BatchFeed
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
 from dhims2.queue.server_match import events_on_server
@@ -33,7 +36,6 @@ from dhims2.queue.store import NewRecord, Store, StoredRecord, UnknownBatch
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_RECORD = "DUPLICATE_RECORD"
 # Rules DHIS2 applies only when updating an event (BlockEntryFormAfterCompletionValidator,
 # DateValidator, ExistenceValidator). On an event whose UID we minted and no earlier upload
 # imported, they mean a first send we never heard back from has already created it.
@@ -94,36 +96,97 @@ class UploadService:
         stage: str,
         source: str,
     ) -> str:
-        """Stores a batch; valid records are queued with their event UID, invalid ones rejected."""
-        identity_elements = IDENTITY_DATA_ELEMENTS.get(program)
-        first_row_of: dict[str, int] = {}
-
-        def new_records() -> Iterable[NewRecord]:
-            for record in records:
-                event = dict(record.event)
-                identity = self._identity(event, identity_elements)
-                errors = [error_json(error) for error in record.errors]
-                if not errors:
-                    errors = [error_json(e) for e in invalid_text_errors(event, record.fields)]
-                if not errors and identity is not None:
-                    if identity in first_row_of:
-                        errors.append(_duplicate_error(first_row_of[identity]))
-                    else:
-                        first_row_of[identity] = record.row
-                if errors:
-                    event.setdefault("event", new_uid())
-                    yield NewRecord(record.row, event, record.fields, None, states.REJECTED, errors)
-                    continue
-                if not is_uid(event.get("event")):
-                    known = identity and self.store.event_uid_for_identity(self.server, identity)
-                    event["event"] = known or new_uid()
-                yield NewRecord(record.row, event, record.fields, identity)
-
+        """Stores a batch in one transaction; valid records are queued with their event UID,
+        invalid ones rejected."""
+        first_rows = FirstRows()
+        new_records = (self._new_record(record, program, first_rows) for record in records)
         batch_id = self.store.create_batch(
-            server=self.server, program=program, stage=stage, source=source, records=new_records()
+            server=self.server, program=program, stage=stage, source=source, records=new_records
         )
         self._emit_progress(batch_id)
         return batch_id
+
+    def queue_and_send(
+        self,
+        records: Iterable[PreparedRecord],
+        *,
+        program: str,
+        stage: str,
+        source: str,
+        wait: bool = True,
+        timeout: float | None = None,
+        on_batch: Callable[[str], None] | None = None,
+    ) -> str:
+        """Stores the records chunk by chunk from a thread of their own while sending what is
+        stored, so the first job leaves while the rest of the file is still read.
+
+        Each chunk is committed, event UIDs included, before any of it can be claimed. The run
+        lock is held from before the batch is opened until its reading ends, so a batch found
+        'reading' by a process holding the lock was left by a process that died. Raises
+        `LockHeld` before reading anything; a reading error (the file's own) once sending has
+        stopped, with the batch's queued records cancelled; `on_batch` hears the batch id.
+        """
+        with RunLock(self.store.path.with_suffix(".lock")):
+            self.store.stop_abandoned_reading()
+            batch_id = self.store.open_batch(
+                server=self.server, program=program, stage=stage, source=source
+            )
+            if on_batch is not None:
+                on_batch(batch_id)
+            feed = BatchFeed(
+                self.store, batch_id, self._chunks(records, program, batch_id), self._emit_progress
+            )
+            feed.start()
+            try:
+                self._run_locked(wait=wait, timeout=timeout, stop=feed.failed, feed=feed)
+            except KeyboardInterrupt:
+                feed.stop()
+                raise
+            finally:
+                # A server that cannot be reached still gets the whole file queued for later.
+                feed.join()
+            if feed.error is not None:
+                self.store.cancel_queued(batch_id)
+                self._emit_progress(batch_id)
+                raise feed.error
+        return batch_id
+
+    def _chunks(
+        self, records: Iterable[PreparedRecord], program: str, batch_id: str
+    ) -> Iterator[list[NewRecord]]:
+        """The records as stored, a chunk at a time: one job's worth first so that the first
+        send comes soon, then whole jobs' worth of about STORE_CHUNK records, so that fewer
+        commits wait on the disk and no job leaves part-filled while the file is read."""
+        first_rows = FirstRows(
+            lambda identity: self.store.first_row_with_identity(batch_id, identity)
+        )
+        iterator = iter(records)
+        job = size = self._sizer.next_size(STORE_CHUNK)
+        while chunk := list(itertools.islice(iterator, size)):
+            yield [self._new_record(record, program, first_rows) for record in chunk]
+            # Resumed only once the chunk is committed: its rows are in the store's index now.
+            first_rows.forget_unstored()
+            size = job * max(1, STORE_CHUNK // job)
+
+    def _new_record(self, record: PreparedRecord, program: str, first_rows: FirstRows) -> NewRecord:
+        event = dict(record.event)
+        identity_elements = IDENTITY_DATA_ELEMENTS.get(program)
+        identity = self._identity(event, identity_elements)
+        errors = [error_json(error) for error in record.errors]
+        if not errors:
+            errors = [error_json(e) for e in invalid_text_errors(event, record.fields)]
+        if not errors and identity is not None:
+            first_row = first_rows.earlier(identity, record.row)
+            if first_row is not None:
+                doubled = duplicate_error(event, record.fields, first_row, identity_elements or ())
+                errors.append(error_json(doubled))
+        if errors:
+            event.setdefault("event", new_uid())
+            return NewRecord(record.row, event, record.fields, None, states.REJECTED, errors)
+        if not is_uid(event.get("event")):
+            known = identity and self.store.event_uid_for_identity(self.server, identity)
+            event["event"] = known or new_uid()
+        return NewRecord(record.row, event, record.fields, identity)
 
     def _identity(self, event: dict[str, Any], elements: tuple[str, ...] | None) -> str | None:
         """A keyed hash of the record's natural key: dedupes without storing who the patient is."""
@@ -159,22 +222,44 @@ class UploadService:
         when the server cannot be used (records then stay queued for the next run).
         """
         with RunLock(self.store.path.with_suffix(".lock")):
-            self.store.recover_interrupted_sends(self.server)
-            if not self.client.supports_tracker_import():
-                self._run_legacy(stop)
+            self.store.stop_abandoned_reading()
+            self._run_locked(wait=wait, timeout=timeout, stop=stop, feed=None)
+
+    def _run_locked(
+        self,
+        *,
+        wait: bool,
+        timeout: float | None,
+        stop: threading.Event | None,
+        feed: BatchFeed | None,
+    ) -> None:
+        """`run` under the run lock; with a `feed`, also until its file is read and stored."""
+        self.store.recover_interrupted_sends(self.server)
+        if not self.client.supports_tracker_import():
+            self._run_legacy(stop, feed)
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (stop and stop.is_set()):
+            # Both before claiming: a chunk stored after the claim sets `arrived` again, and a
+            # feed seen done here had committed every chunk before the claim.
+            reading = feed is not None and feed.reading()
+            if feed is not None:
+                feed.arrived.clear()
+            in_flight = self.store.pending_jobs(self.server)
+            room = self.settings.max_jobs_in_flight - len(in_flight) if wait else None
+            if self._submit_queued(room, stop):
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 return
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not (stop and stop.is_set()):
-                in_flight = self.store.pending_jobs(self.server)
-                room = self.settings.max_jobs_in_flight - len(in_flight) if wait else None
-                if self._submit_queued(room, stop):
-                    continue
-                if not wait or not in_flight:
-                    return
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return
-                self._follow_until_one_finishes(in_flight, remaining, stop)
+            if in_flight and wait:
+                # While the file is read, a newly stored chunk ends the wait to fill a free slot.
+                wake = feed.arrived if feed is not None and reading and room else stop
+                self._follow_until_one_finishes(in_flight, remaining, wake)
+            elif feed is not None and reading:
+                feed.arrived.wait(FEED_WAIT if remaining is None else min(remaining, FEED_WAIT))
+            else:
+                return
 
     def _submit_queued(self, room: int | None, stop: threading.Event | None) -> bool:
         """Submits jobs while there is room; True if at least one was submitted."""
@@ -472,11 +557,17 @@ class UploadService:
             return (states.QUEUED, [])
         return (states.FAILED, _failure(code, f"{reason} (tried {record.sends} times)"))
 
-    def _run_legacy(self, stop: threading.Event | None) -> None:
+    def _run_legacy(self, stop: threading.Event | None, feed: BatchFeed | None) -> None:
         """Servers before 2.36 have only the synchronous /api/events import."""
         while not (stop and stop.is_set()):
+            reading = feed is not None and feed.reading()
+            if feed is not None:
+                feed.arrived.clear()
             remaining = self.store.pending_count(self.server)
             claimed = self.store.claim_for_sending(self.server, self._sizer.next_size(remaining))
+            if not claimed and feed is not None and reading:
+                feed.arrived.wait(FEED_WAIT)
+                continue
             if not claimed:
                 return
             self._report_batch_size(remaining)
@@ -615,6 +706,30 @@ def _error_reports_by_event(report: dict[str, Any]) -> dict[str, list[dict[str, 
     return by_event
 
 
+class FirstRows:
+    """The first row of each identity in a batch, to refuse later rows that double it: rows not
+    yet stored are held here, stored ones are found through the store's identity index, so a
+    file of any length is checked in bounded memory."""
+
+    def __init__(self, stored: Callable[[str], int | None] | None = None) -> None:
+        self._stored = stored
+        self._unstored: dict[str, int] = {}
+
+    def earlier(self, identity: str, row: int) -> int | None:
+        """The row this identity first appeared on, or None (and `row` is now its first)."""
+        first = self._unstored.get(identity)
+        if first is None and self._stored is not None:
+            first = self._stored(identity)
+        if first is None:
+            self._unstored[identity] = row
+        return first
+
+    def forget_unstored(self) -> None:
+        """The rows held so far are stored: the store's index answers for them from now on."""
+        if self._stored is not None:
+            self._unstored.clear()
+
+
 @dataclass(frozen=True)
 class Interruption:
     """Why a run stopped before the queue was empty; the records wait safely for the next run."""
@@ -631,8 +746,13 @@ def run_service(
     service: UploadService, *, wait: bool = True, timeout: float | None = None
 ) -> Interruption | None:
     """Runs the service, turning the ways a run can stop early into a message for the user."""
+    return interrupted(lambda: service.run(wait=wait, timeout=timeout))
+
+
+def interrupted(run: Callable[[], object]) -> Interruption | None:
+    """Runs `run` (a service's run or queue_and_send); the ways it can stop early, as a message."""
     try:
-        service.run(wait=wait, timeout=timeout)
+        run()
     except LockHeld:
         return Interruption(
             "BUSY",
@@ -719,17 +839,6 @@ def error_json(error: Any) -> dict[str, Any]:
         "dataElement": error.data_element,
         "field": error.field,
         "value": error.value,
-        "source": "local",
-    }
-
-
-def _duplicate_error(first_row: int) -> dict[str, Any]:
-    return {
-        "code": DUPLICATE_RECORD,
-        "message": f"the same record as row {first_row}; only the first one is uploaded",
-        "dataElement": None,
-        "field": None,
-        "value": None,
         "source": "local",
     }
 

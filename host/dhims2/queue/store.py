@@ -39,6 +39,11 @@ UNSENT_STATES = (REJECTED, FAILED, CANCELLED)
 
 JOB_PENDING = "pending"
 
+# How far a batch's file has been read into the store (`batches.reading`).
+READING = "reading"  # a process is still reading it: more records may come
+READ = "read"  # every record of the file is stored
+READING_STOPPED = "stopped"  # the reading process died or was stopped before the end of the file
+
 # Each entry moves the schema from version N to N+1; existing entries never change.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -92,6 +97,36 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    # Per-record and per-progress queries use an index or a counter, so a batch of 100,000
+    # rows costs no more per record than one of 1,000. `batch_counts` is kept by triggers in
+    # the same transaction as every record change, so it can never disagree with the records.
+    f"""
+    CREATE INDEX IF NOT EXISTS records_by_batch_state ON records(batch_id, state);
+    CREATE INDEX IF NOT EXISTS batches_by_server ON batches(server, created_at);
+    CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(server, state, submitted_at);
+    CREATE TABLE IF NOT EXISTS batch_counts (
+        batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+        state TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, state)
+    ) WITHOUT ROWID;
+    INSERT OR REPLACE INTO batch_counts (batch_id, state, n)
+        SELECT batch_id, state, COUNT(*) FROM records GROUP BY batch_id, state;
+    CREATE TRIGGER IF NOT EXISTS records_counted_in AFTER INSERT ON records BEGIN
+        INSERT INTO batch_counts (batch_id, state, n) VALUES (NEW.batch_id, NEW.state, 1)
+            ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER IF NOT EXISTS records_counted_out AFTER DELETE ON records BEGIN
+        UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;
+    END;
+    CREATE TRIGGER IF NOT EXISTS records_counted_moved AFTER UPDATE OF state ON records
+    WHEN OLD.state IS NOT NEW.state BEGIN
+        UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;
+        INSERT INTO batch_counts (batch_id, state, n) VALUES (NEW.batch_id, NEW.state, 1)
+            ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;
+    END;
+    ALTER TABLE batches ADD COLUMN reading TEXT NOT NULL DEFAULT '{READ}';
     """,
 )
 
@@ -158,6 +193,7 @@ class BatchSummary:
     source: str
     created_at: float
     counts: dict[str, int]
+    reading: str = READ
 
     @property
     def total(self) -> int:
@@ -166,6 +202,11 @@ class BatchSummary:
     @property
     def pending(self) -> int:
         return sum(self.counts.get(state, 0) for state in PENDING_STATES)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to send or follow, and no more records to come from its file."""
+        return not self.pending and self.reading != READING
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -182,6 +223,7 @@ class BatchSummary:
             "failed": self.counts.get(FAILED, 0),
             "cancelled": self.counts.get(CANCELLED, 0),
             "pending": self.pending,
+            "reading": self.reading,
         }
 
 
@@ -256,17 +298,19 @@ class Store:
             return self._connection.execute(sql, tuple(params)).fetchall()
 
     def _migrate(self) -> None:
-        with self._lock:
-            version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+        # The version is read inside the write transaction: two processes opening a new store
+        # at once would otherwise both see version 0 and both run the first migration.
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StoreError(
                     f"{self.path} was written by a newer dhims2-uploader (schema {version}); "
                     "upgrade this program to read it"
                 )
             for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._connection.executescript(
-                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {target}; COMMIT;"
-                )
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
 
     # -- secrets and cache -------------------------------------------------------------------
 
@@ -298,32 +342,48 @@ class Store:
     ) -> str:
         """Stores a batch and all its records in one transaction: all of it is queued or none."""
         batch_id = new_uid()
-        now = time.time()
+        with self._transaction() as db:
+            _insert_batch(db, batch_id, server, program, stage, source, READ)
+            _insert_records(db, batch_id, records)
+        return batch_id
+
+    def open_batch(self, *, server: str, program: str, stage: str, source: str) -> str:
+        """A batch whose records are stored chunk by chunk (`add_records`) while its file is
+        read; it reads as unfinished until `end_reading`, or a crash is noticed by the next run
+        (`stop_abandoned_reading`)."""
+        batch_id = new_uid()
+        with self._transaction() as db:
+            _insert_batch(db, batch_id, server, program, stage, source, READING)
+        return batch_id
+
+    def add_records(self, batch_id: str, records: Iterable[NewRecord]) -> None:
+        """One chunk of an open batch, committed as a whole before any of it can be sent."""
+        with self._transaction() as db:
+            _insert_records(db, batch_id, records)
+
+    def end_reading(self, batch_id: str, *, complete: bool) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO batches (id, server, program, stage, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (batch_id, server, program, stage, source, now),
+                "UPDATE batches SET reading = ? WHERE id = ?",
+                (READ if complete else READING_STOPPED, batch_id),
             )
-            db.executemany(
-                "INSERT INTO records (batch_id, row, event_uid, identity, payload, fields, state,"
-                " errors, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        batch_id,
-                        record.row,
-                        record.event["event"],
-                        record.identity,
-                        json.dumps(record.event),
-                        json.dumps(record.fields),
-                        record.state,
-                        json.dumps(record.errors),
-                        now,
-                    )
-                    for record in records
-                ),
+
+    def stop_abandoned_reading(self) -> int:
+        """Batches left 'reading' by a process that died. Only called under the run lock, which
+        every reading process holds until it ends its reading, so none of them is alive."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE batches SET reading = ? WHERE reading = ?", (READING_STOPPED, READING)
             )
-        return batch_id
+            return cursor.rowcount
+
+    def first_row_with_identity(self, batch_id: str, identity: str) -> int | None:
+        """The row of the batch's stored record with this identity: a later one doubles it."""
+        rows = self._query(
+            "SELECT row FROM records WHERE identity = ? AND batch_id = ? ORDER BY id LIMIT 1",
+            (identity, batch_id),
+        )
+        return rows[0]["row"] if rows else None
 
     def event_uid_for_identity(self, server: str, identity: str) -> str | None:
         """The event UID an earlier record with the same identity was given on this server."""
@@ -343,7 +403,9 @@ class Store:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._query(
-                f"SELECT DISTINCT r.event_uid FROM records r JOIN batches b ON b.id = r.batch_id"
+                # Named: the planner would otherwise walk every created record's state entry.
+                f"SELECT DISTINCT r.event_uid FROM records r INDEXED BY records_by_event"
+                f" JOIN batches b ON b.id = r.batch_id"
                 f" WHERE b.server = ? AND r.state IN (?, ?) AND r.event_uid IN ({marks})",
                 (server, CREATED, UPDATED, *chunk),
             )
@@ -385,13 +447,18 @@ class Store:
     def claim_for_sending(self, server: str, limit: int) -> list[StoredRecord]:
         """Marks up to `limit` queued records of the oldest batch as being sent."""
         with self._transaction() as db:
+            oldest = db.execute(
+                "SELECT b.id FROM batches b WHERE b.server = ? AND EXISTS ("
+                "   SELECT 1 FROM batch_counts c WHERE c.batch_id = b.id AND c.state = ?"
+                "   AND c.n > 0)"
+                " ORDER BY b.created_at, b.rowid LIMIT 1",
+                (server, QUEUED),
+            ).fetchone()
+            if oldest is None:
+                return []
             rows = db.execute(
-                "SELECT r.* FROM records r JOIN batches b ON b.id = r.batch_id"
-                " WHERE b.server = ? AND r.state = ? AND r.batch_id = ("
-                "   SELECT r2.batch_id FROM records r2 JOIN batches b2 ON b2.id = r2.batch_id"
-                "   WHERE b2.server = ? AND r2.state = ? ORDER BY b2.created_at, r2.id LIMIT 1)"
-                " ORDER BY r.id LIMIT ?",
-                (server, QUEUED, server, QUEUED, limit),
+                "SELECT * FROM records WHERE batch_id = ? AND state = ? ORDER BY id LIMIT ?",
+                (oldest["id"], QUEUED, limit),
             ).fetchall()
             now = time.time()
             db.executemany(
@@ -487,12 +554,13 @@ class Store:
         marks = ",".join("?" * len(PENDING_STATES))
         if server is None:
             rows = self._query(
-                f"SELECT COUNT(*) AS n FROM records WHERE state IN ({marks})", PENDING_STATES
+                f"SELECT COALESCE(SUM(n), 0) AS n FROM batch_counts WHERE state IN ({marks})",
+                PENDING_STATES,
             )
         else:
             rows = self._query(
-                f"SELECT COUNT(*) AS n FROM records r JOIN batches b ON b.id = r.batch_id"
-                f" WHERE b.server = ? AND r.state IN ({marks})",
+                f"SELECT COALESCE(SUM(c.n), 0) AS n FROM batch_counts c"
+                f" JOIN batches b ON b.id = c.batch_id WHERE b.server = ? AND c.state IN ({marks})",
                 (server, *PENDING_STATES),
             )
         return rows[0]["n"]
@@ -523,11 +591,18 @@ class Store:
         return [_record(row) for row in rows]
 
     def iter_batch_records(self, batch_id: str, *, page: int = 200) -> Iterator[StoredRecord]:
-        """Every record of a batch in row order, read a page at a time to bound memory."""
-        offset = 0
-        while records := self.batch_records(batch_id, offset=offset, limit=page):
-            yield from records
-            offset += len(records)
+        """Every record of a batch in row order, read a page at a time to bound memory.
+
+        Each page starts after the last one's (row, id), found in the index: an OFFSET would
+        walk every row before it, each page slower than the last."""
+        after = (-1, -1)
+        while rows := self._query(
+            "SELECT * FROM records WHERE batch_id = ? AND (row, id) > (?, ?)"
+            " ORDER BY row, id LIMIT ?",
+            (batch_id, *after, page),
+        ):
+            yield from (_record(row) for row in rows)
+            after = (rows[-1]["row"], rows[-1]["id"])
 
     def batch_jobs(self, batch_id: str) -> list[StoredJob]:
         rows = self._query(
@@ -541,8 +616,7 @@ class Store:
         counts = {
             count_row["state"]: count_row["n"]
             for count_row in self._query(
-                "SELECT state, COUNT(*) AS n FROM records WHERE batch_id = ? GROUP BY state",
-                (row["id"],),
+                "SELECT state, n FROM batch_counts WHERE batch_id = ? AND n > 0", (row["id"],)
             )
         }
         return BatchSummary(
@@ -553,6 +627,7 @@ class Store:
             source=row["source"],
             created_at=row["created_at"],
             counts=counts,
+            reading=row["reading"],
         )
 
     # -- user actions ------------------------------------------------------------------------
@@ -581,10 +656,12 @@ class Store:
         with self._transaction() as db:
             marks = ",".join("?" * len(PENDING_STATES))
             pending = db.execute(
-                f"SELECT COUNT(*) FROM records WHERE batch_id = ? AND state IN ({marks})",
+                f"SELECT COALESCE(SUM(n), 0) FROM batch_counts WHERE batch_id = ?"
+                f" AND state IN ({marks})",
                 (batch_id, *PENDING_STATES),
             ).fetchone()[0]
-            if pending:
+            reading = db.execute("SELECT reading FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if pending or (reading and reading["reading"] == READING):
                 return 0
             cursor = db.execute("DELETE FROM records WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batch_jobs WHERE batch_id = ?", (batch_id,))
@@ -661,6 +738,19 @@ def damage_marker(path: Path) -> Path:
     return path.with_name(path.name + ".damaged")
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script one by one (executescript would commit the open
+    transaction first); a trigger's body ends with its END, as sqlite3.complete_statement knows."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -700,6 +790,44 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
             f"cannot read the upload store {path}: {error}"
         ) from error
     return connection
+
+
+def _insert_batch(
+    db: sqlite3.Connection,
+    batch_id: str,
+    server: str,
+    program: str,
+    stage: str,
+    source: str,
+    reading: str,
+) -> None:
+    db.execute(
+        "INSERT INTO batches (id, server, program, stage, source, created_at, reading)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (batch_id, server, program, stage, source, time.time(), reading),
+    )
+
+
+def _insert_records(db: sqlite3.Connection, batch_id: str, records: Iterable[NewRecord]) -> None:
+    now = time.time()
+    db.executemany(
+        "INSERT INTO records (batch_id, row, event_uid, identity, payload, fields, state,"
+        " errors, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (
+                batch_id,
+                record.row,
+                record.event["event"],
+                record.identity,
+                json.dumps(record.event),
+                json.dumps(record.fields),
+                record.state,
+                json.dumps(record.errors),
+                now,
+            )
+            for record in records
+        ),
+    )
 
 
 def _without_values(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from typing import Any
 from dhims2.dhis2.uids import is_uid
 from dhims2.sandbox.auth import Authentication, Authenticator
 from dhims2.sandbox.capture_app import CaptureApp, empty_list
-from dhims2.sandbox.catalog import Catalog
-from dhims2.sandbox.event_filters import data_value_filter
+from dhims2.sandbox.catalog import Catalog, user_authorities
+from dhims2.sandbox.event_filters import data_value_filter, filter_terms
 from dhims2.sandbox.fields import parse_fields, select_fields
 from dhims2.sandbox.importer import (
     IMPORT_STRATEGIES,
@@ -283,8 +283,7 @@ class SandboxApp:
             "userRoles": [],
             "userGroups": [],
             "programs": sorted(self._catalog.programs),
-            # The sandbox user may do everything the sandbox can do; a simplification.
-            "authorities": ["ALL"],
+            "authorities": user_authorities(user),
             "settings": {"keyUiLocale": "en", "keyDbLocale": "en"},
         }
         return json_response(200, self._select(request, me))
@@ -438,7 +437,8 @@ class SandboxApp:
         wanted = _uid_list(first(query, "events") or first(query, "event"))
         page = positive_int_param(query, "page", 1)
         page_size = positive_int_param(query, "pageSize", 50)
-        with_values = data_value_filter(first(query, "filter"))
+        raw_filter = first(query, "filter")
+        with_values = data_value_filter(raw_filter)
         with_total = bool_param(query, "totalPages", False)
         paged = bool_param(query, "paging", True) and not bool_param(query, "skipPaging", False)
 
@@ -450,7 +450,12 @@ class SandboxApp:
                 and with_values(event)
             )
 
-        events = self._store.live(matches)
+        terms = filter_terms(raw_filter)
+        if terms:
+            # Any one term narrows the candidates: read them through the store's value index.
+            events = self._store.live_with_value(*terms[0], matches)
+        else:
+            events = self._store.live(matches)
         if not paged:
             return json_response(200, {"instances": self._select(request, events)})
         pager: dict[str, int] = {"page": page, "pageSize": page_size}

@@ -24,6 +24,12 @@ class StageRules:
     block_entry_form: bool = False  # no updates to a completed event (E1326)
 
 
+def user_authorities(user: dict[str, Any]) -> list[str]:
+    """The user's authorities as the metadata gives them; a user given none may do everything
+    the sandbox can do (ALL), a simplification of DHIS2's user roles."""
+    return list(user.get("authorities", ["ALL"]))
+
+
 class Catalog:
     def __init__(self, metadata: dict[str, Any]) -> None:
         self.system: dict[str, Any] = metadata.get("system", {})

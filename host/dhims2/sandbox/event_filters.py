@@ -27,14 +27,17 @@ Predicate = Callable[[dict[str, Any]], bool]
 
 def data_value_filter(raw: str | None) -> Predicate:
     """A test an event must pass for every filter in `raw` (no filter: every event passes)."""
-    tests: list[Predicate] = []
-    for item in _UNESCAPED_COMMA.split(raw or ""):
-        if item:
-            tests.append(_one_filter(item))
+    terms = filter_terms(raw)
+    tests = [_test(data_element, wanted) for data_element, wanted in terms]
     return lambda event: all(test(event) for test in tests)
 
 
-def _one_filter(item: str) -> Predicate:
+def filter_terms(raw: str | None) -> list[tuple[str, set[str]]]:
+    """Each filter of `raw` as (data element, the values it accepts)."""
+    return [_one_filter(item) for item in _UNESCAPED_COMMA.split(raw or "") if item]
+
+
+def _one_filter(item: str) -> tuple[str, set[str]]:
     parts = _UNESCAPED_COLON.split(item)
     if len(parts) != 3 or not is_uid(parts[0]):
         raise BadRequest(f"Query item or filter is invalid: {item}")
@@ -46,7 +49,10 @@ def _one_filter(item: str) -> Predicate:
         wanted = set(value.split(";"))
     else:
         raise BadRequest(f"'{operator}' is not an operator this sandbox models: {item}")
+    return data_element, wanted
 
+
+def _test(data_element: str, wanted: set[str]) -> Predicate:
     def test(event: dict[str, Any]) -> bool:
         values = {v.get("dataElement"): v.get("value") for v in event.get("dataValues", [])}
         return values.get(data_element) in wanted

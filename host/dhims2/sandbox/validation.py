@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from dhims2.dhis2.periods import period_end
 from dhims2.dhis2.uids import is_uid
-from dhims2.sandbox.catalog import Catalog, StageRules
+from dhims2.sandbox.catalog import Catalog, StageRules, user_authorities
 from dhims2.sandbox.store import Event
 
 Problem = tuple[str, list[str]]  # (error code, message arguments)
@@ -30,6 +31,10 @@ MESSAGES = {
     "E1032": "Event: `{0}`, do not exist.",
     "E1043": (
         "Event: `{0}`, completeness date has expired. Not possible to make changes to this event."
+    ),
+    "E1046": "Event: `{0}`, needs to have at least one (event or schedule) date.",
+    "E1047": (
+        "Event: `{0}`, date belongs to an expired period. It is not possible to create such event."
     ),
     "E1048": "Object: `{0}`, uid: `{1}`, has an invalid uid format.",
     "E1050": "Event ScheduledAt date is missing.",
@@ -230,7 +235,7 @@ class EventValidator:
         program = self._catalog.programs.get(event["program"], {})
         expiry_days = program.get("completeEventsExpiryDays", 0)
         completed_at = existing.get("completedAt") if completed_before else None
-        if expiry_days and completed_at:
+        if expiry_days and completed_at and not self._enters_expired_periods():
             expires = datetime.fromisoformat(completed_at) + timedelta(days=expiry_days)
             if datetime.now() > expires:
                 problems.append(("E1043", [event["event"]]))
@@ -307,7 +312,27 @@ class EventValidator:
             return [("E1031", [event["event"]])]
         if event["scheduledAt"] is None and event["status"] == "SCHEDULE":
             return [("E1050", [event["event"]])]
+        return self._expired_period(event)
+
+    def _expired_period(self, event: Event) -> list[Problem]:
+        """DateValidator.validateExpiryPeriodType (dhis2-core 2.41, lines 125-158): an event
+        whose date lies in a period that ended more than the program's expiryDays ago, unless
+        the user holds F_EDIT_EXPIRED (or ALL)."""
+        program = self._catalog.programs.get(event["program"], {})
+        period_type, days = program.get("expiryPeriodType"), program.get("expiryDays", 0)
+        if not period_type or not days or self._enters_expired_periods():
+            return []
+        reference = event["occurredAt"] or event["scheduledAt"]
+        if reference is None:
+            return [("E1046", [event["event"]])]
+        end = period_end(period_type, date.fromisoformat(reference[:10]))
+        # The period's end at 00:00, plus the expiry days and one more for its last 24 hours.
+        if end is not None and end + timedelta(days=days + 1) <= date.today():
+            return [("E1047", [event["event"]])]
         return []
+
+    def _enters_expired_periods(self) -> bool:
+        return not {"ALL", "F_EDIT_EXPIRED"}.isdisjoint(user_authorities(self._user))
 
     def _data_values(self, event: Event) -> list[Problem]:
         problems: list[Problem] = []

@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Protocol
 
+from dhims2.forms.duplicates import duplicate_error
 from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.forms.program import ProgramForm
@@ -22,8 +23,6 @@ from dhims2.forms.records import RecordError, SourceRecord
 from dhims2.sheets.reading import open_records
 from dhims2.sheets.source import InputError, RecordSource
 
-# The code the upload service gives the second of two identical records in one batch.
-DUPLICATE_RECORD = "DUPLICATE_RECORD"
 # The columns an export of invalid rows adds; a corrected export can be uploaded as it is, so
 # they are left out of every file read.
 ROW_COLUMN = "Source row"
@@ -52,22 +51,26 @@ class ColumnError(InputError):
         self.errors = errors
 
 
-def prepared_records(source: RecordSource, preparer: RecordPreparer) -> Iterator[PreparedRecord]:
+def prepared_records(
+    source: RecordSource, preparer: RecordPreparer, *, flag_duplicates: bool = True
+) -> Iterator[PreparedRecord]:
     """Each record of `source` prepared, in order, as it is read.
 
     The header is checked first: raises ColumnError, before any record is read, for columns
     that are no field of the form (or of the template) or that fill one field twice. A record
     repeating an earlier valid record's admission (the program's identity data elements, e.g.
-    patient number and date of admission, at the same org unit) carries DUPLICATE_RECORD.
+    patient number and date of admission, at the same org unit) carries DUPLICATE_RECORD, told
+    from the keys of every admission seen. Without `flag_duplicates` none are kept: the caller
+    finds repeats another way (`UploadService.queue_and_send`, through the store's index).
     """
     columns = [column for column in source.columns if column not in EXPORT_COLUMNS]
     errors = preparer.check_columns(columns)
     if errors:
         raise ColumnError(source.name, errors)
-    return _flag_duplicates(
-        (preparer.prepare(_without_export_columns(record)) for record in source.records),
-        IDENTITY_DATA_ELEMENTS.get(preparer.form.program_uid, ()),
-    )
+    prepared = (preparer.prepare(_without_export_columns(record)) for record in source.records)
+    if not flag_duplicates:
+        return prepared
+    return _flag_duplicates(prepared, IDENTITY_DATA_ELEMENTS.get(preparer.form.program_uid, ()))
 
 
 def write_invalid_rows(
@@ -122,7 +125,9 @@ def _flag_duplicates(
         if key is not None:
             first_row = first_row_of.setdefault(key, record.row)
             if first_row != record.row:
-                record.errors.append(_duplicate_error(record, first_row, identity_elements))
+                record.errors.append(
+                    duplicate_error(record.event, record.fields, first_row, identity_elements)
+                )
         yield record
 
 
@@ -137,17 +142,6 @@ def _admission_key(event: dict[str, Any], identity_elements: tuple[str, ...]) ->
     if any(not values.get(uid) for uid in identity_elements):
         return None
     return (event.get("orgUnit"), *(values[uid] for uid in identity_elements))
-
-
-def _duplicate_error(
-    record: PreparedRecord, first_row: int, identity_elements: tuple[str, ...]
-) -> RecordError:
-    if record.event.get("event"):
-        same = "event ID"
-    else:
-        same = " and ".join(record.fields.get(uid, uid) for uid in identity_elements)
-    message = f"Same {same} as row {first_row}: only row {first_row} is uploaded."
-    return RecordError(DUPLICATE_RECORD, message)
 
 
 def _cell_text(value: object) -> str:

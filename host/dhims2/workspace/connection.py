@@ -103,10 +103,12 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
 
     A refused sign-in is never answered from the cache: the upload could not proceed anyway.
     """
-    program_key, scope_key = _cache_keys(client.base_url, program)
+    program_key, scope_key, rights_key = _cache_keys(client.base_url, program)
     try:
         metadata = client.program(program)
-        scope: list[str] | None = units_in_scope(metadata, client.current_user().org_unit_ids)
+        user = client.current_user()
+        scope: list[str] | None = units_in_scope(metadata, user.org_unit_ids)
+        enters_expired: bool | None = user.may_enter_expired_periods
     except NotSignedIn:
         raise
     except (ServerUnreachable, ServerError):
@@ -114,31 +116,35 @@ def load_form(client: Dhis2Client, store: Store, program: str, stage: str) -> Fo
         if cached_metadata is None:
             raise
         metadata, scope = cached_metadata, cached_scope
+        enters_expired = store.cache_get(rights_key)
         from_cache = True
     else:
         store.cache_put(program_key, metadata)
         store.cache_put(scope_key, scope)
+        store.cache_put(rights_key, enters_expired)
         from_cache = False
-    return _form_context(client.base_url, metadata, scope, program, stage, from_cache=from_cache)
+    return _form_context(
+        client.base_url, metadata, scope, program, stage, enters_expired, from_cache=from_cache
+    )
 
 
 def cached_form(store: Store, server: str, program: str, stage: str) -> FormContext:
     """The program form and capture scope saved by an earlier run against `server`, without
     the network (`dhims2 upload --dry-run --offline`)."""
     base_url = normalised_base_url(server)
-    program_key, scope_key = _cache_keys(base_url, program)
+    program_key, scope_key, rights_key = _cache_keys(base_url, program)
     metadata = store.cache_get(program_key)
     if metadata is None:
         raise UsageError(
             f"program {program} of {base_url} is not saved on this computer yet: run"
             " `dhims2 upload FILE --dry-run` once while DHIS2 can be reached"
         )
-    scope = store.cache_get(scope_key)
-    return _form_context(base_url, metadata, scope, program, stage, from_cache=True)
+    scope, enters_expired = store.cache_get(scope_key), store.cache_get(rights_key)
+    return _form_context(base_url, metadata, scope, program, stage, enters_expired, from_cache=True)
 
 
-def _cache_keys(base_url: str, program: str) -> tuple[str, str]:
-    return f"program:{base_url}:{program}", f"scope:{base_url}"
+def _cache_keys(base_url: str, program: str) -> tuple[str, str, str]:
+    return f"program:{base_url}:{program}", f"scope:{base_url}", f"expired-entry:{base_url}"
 
 
 def _form_context(
@@ -147,13 +153,18 @@ def _form_context(
     scope: list[str] | None,
     program: str,
     stage: str,
+    enters_expired: bool | None,
     *,
     from_cache: bool,
 ) -> FormContext:
+    """`enters_expired`: the user may enter data in expired periods (None only for a cache saved
+    before it was recorded: the program's expiry is then checked, as it is for most users)."""
     try:
         form = ProgramForm.from_metadata(metadata, stage)
     except ValueError as error:
         raise UsageError(f"program {program} on {base_url}: {error}") from None
+    if enters_expired:
+        form = form.without_entry_expiry()
     return FormContext(
         form=form,
         capture_org_units=frozenset(scope) if scope is not None else None,

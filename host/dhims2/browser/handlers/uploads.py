@@ -329,6 +329,39 @@ def get_batch(message: Message, context: HostContext) -> dict[str, Any]:
     }
 
 
+@register("get_patients")
+def get_patients(message: Message, context: HostContext) -> dict[str, Any]:
+    """Which admission each record of a page of a batch is: its patient number and admission
+    date, read from the values this computer keeps (null once they are purged).
+
+    The popup asks while a batch is open and keeps nothing: patient data stays in the store.
+    """
+    from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
+
+    store = uploads(context).store
+    summary = store.batch(message["batch"])
+    offset = message.get("page", 0)
+    page_size = message.get("page_size", DEFAULT_PAGE_SIZE)
+    # Programs without a known natural key have no patient number to show.
+    identity = IDENTITY_DATA_ELEMENTS.get(summary.program, (None, None))
+    patient_element, admission_element = identity[0], identity[-1]
+    records = []
+    for record in store.batch_records(summary.id, offset=offset, limit=page_size):
+        values = {
+            item.get("dataElement"): item.get("value")
+            for item in (record.event or {}).get("dataValues", [])
+        }
+        records.append(
+            {
+                "row": record.row,
+                "patient_number": values.get(patient_element),
+                "admission_date": values.get(admission_element),
+            }
+        )
+    following = offset + len(records)
+    return {"records": records, "next_page": following if following < summary.total else None}
+
+
 @register("retry")
 def retry(message: Message, context: HostContext) -> dict[str, Any]:
     state = uploads(context)
