@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import pytest
 
@@ -217,3 +218,37 @@ def test_the_engine_learns_the_servers_job_costs_and_the_next_run_starts_with_th
         assert second[0]["how"] == "measured"
         fixed = upload_with(sandbox, store, 30, "C", UploadSettings(batch_size=7))
         assert [message["size"] for message in fixed] == [7]
+
+
+def test_a_file_still_being_read_is_sent_in_jobs_sized_for_a_long_backlog(tmp_path):
+    """While a file is read, how many records are still to come is unknown: jobs take the size
+    best for a long backlog, and none leaves short because only part of the file is stored."""
+    costs = BatchSizer(jobs=[(100, 2.1), (500, 2.5)])  # an expensive job: 2 s + 1 ms an event
+    backlog_size = size_for(fit_job_cost(costs.jobs), remaining=100_000)
+    count = backlog_size + 40
+    rows = [
+        SourceRecord(row=index + 2, fields=row)
+        for index, row in enumerate(synthetic_rows(count, tag="R"))
+    ]
+    mapper = Mapper(in_patient_form(), RecordDefaults(org_unit=ORG_UNIT_UID))
+    with Sandbox() as sandbox, Store(tmp_path / "uploads.sqlite3") as store:
+        JobCostFile(tmp_path).save(sandbox.base_url, costs)
+        with Dhis2Client(
+            sandbox.base_url, Credentials(token=sandbox.create_token()), retry=FAST_RETRY
+        ) as client:
+            service = UploadService(
+                store,
+                client,
+                follower=JobFollower(client, first_poll=0.02, max_poll=0.2, clock=time.time),
+            )
+            batch = service.queue_and_send(
+                (mapper.prepare(row) for row in rows),
+                program=PROGRAM_UID,
+                stage=STAGE_UID,
+                source="t.csv",
+                timeout=60,
+            )
+        records = store.batch_records(batch)
+    assert {record.state for record in records} == {states.CREATED}
+    job_sizes = sorted(Counter(record.job_id for record in records).values(), reverse=True)
+    assert backlog_size > 500 and job_sizes == [backlog_size, 40]

@@ -48,6 +48,9 @@ MIN_JOB_SECONDS = 1.0
 # How much slower than the best size a smaller size may be predicted to be.
 TOLERANCE = 0.02
 REMEMBERED_JOBS = 50
+# The records taken to be still to come while a file is read (how many is not known until its
+# end): many more than any job carries, so that jobs take the size best for a long backlog.
+READING_BACKLOG = 100 * MAX_SIZE
 COSTS_FILE_NAME = "job-costs.json"
 
 Samples = Sequence[tuple[int, float]]

@@ -27,7 +27,7 @@ from dhims2.forms.mapping import PreparedRecord
 from dhims2.forms.metadata import IDENTITY_DATA_ELEMENTS
 from dhims2.forms.text import invalid_text_errors
 from dhims2.queue import store as states
-from dhims2.queue.batch_sizing import BatchSizer, JobCostFile
+from dhims2.queue.batch_sizing import READING_BACKLOG, BatchSizer, JobCostFile
 from dhims2.queue.feed import FEED_WAIT, STORE_CHUNK, BatchFeed
 from dhims2.queue.jobs import JobFollower, JobOutcome
 from dhims2.queue.runlock import LockHeld, RunLock
@@ -161,7 +161,7 @@ class UploadService:
             lambda identity: self.store.first_row_with_identity(batch_id, identity)
         )
         iterator = iter(records)
-        job = size = self._sizer.next_size(STORE_CHUNK)
+        job = size = self._sizer.next_size(READING_BACKLOG)
         while chunk := list(itertools.islice(iterator, size)):
             yield [self._new_record(record, program, first_rows) for record in chunk]
             # Resumed only once the chunk is committed: its rows are in the store's index now.
@@ -247,7 +247,7 @@ class UploadService:
                 feed.arrived.clear()
             in_flight = self.store.pending_jobs(self.server)
             room = self.settings.max_jobs_in_flight - len(in_flight) if wait else None
-            if self._submit_queued(room, stop):
+            if self._submit_queued(room, stop, reading):
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -261,14 +261,17 @@ class UploadService:
             else:
                 return
 
-    def _submit_queued(self, room: int | None, stop: threading.Event | None) -> bool:
+    def _submit_queued(self, room: int | None, stop: threading.Event | None, reading: bool) -> bool:
         """Submits jobs while there is room; True if at least one was submitted."""
         submitted = False
         while room is None or room > 0:
             if stop and stop.is_set():
                 break
-            remaining = self.store.pending_count(self.server)
-            records = self.store.claim_for_sending(self.server, self._sizer.next_size(remaining))
+            job = self._next_job(reading)
+            if job is None:
+                break
+            size, remaining = job
+            records = self.store.claim_for_sending(self.server, size)
             if not records:
                 break
             self._report_batch_size(remaining)
@@ -277,6 +280,17 @@ class UploadService:
             if room is not None:
                 room -= 1
         return submitted
+
+    def _next_job(self, reading: bool) -> tuple[int, int] | None:
+        """(events, records left to send) of the next job; None while a file is still read and
+        less than a whole job of it is stored, so that reading ahead never leaves a short job."""
+        pending = self.store.pending_count(self.server)
+        # How much of a file being read is still to come is unknown: size for a long backlog.
+        remaining = max(pending, READING_BACKLOG) if reading else pending
+        size = self._sizer.next_size(remaining)
+        if reading and pending < size:
+            return None
+        return size, remaining
 
     def _adopt_events_on_server(self, records: list[StoredRecord]) -> list[StoredRecord]:
         """Records never handed to DHIS2 yet take the UID of the server's event for the same
@@ -563,14 +577,14 @@ class UploadService:
             reading = feed is not None and feed.reading()
             if feed is not None:
                 feed.arrived.clear()
-            remaining = self.store.pending_count(self.server)
-            claimed = self.store.claim_for_sending(self.server, self._sizer.next_size(remaining))
+            job = self._next_job(reading)
+            claimed = self.store.claim_for_sending(self.server, job[0]) if job else []
             if not claimed and feed is not None and reading:
                 feed.arrived.wait(FEED_WAIT)
                 continue
-            if not claimed:
+            if not job or not claimed:
                 return
-            self._report_batch_size(remaining)
+            self._report_batch_size(job[1])
             records = self._without_unsendable(claimed)
             if not records:
                 continue
