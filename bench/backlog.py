@@ -27,7 +27,7 @@ from pathlib import Path
 
 import harness
 from harness import INSTANT, BenchError, SandboxServer, figure, heading, verdict
-from host import CLI_WITH_PEAK, Workspace, csv_file, mebibytes, wait_for_exit
+from host import Workspace, csv_file, mebibytes, start_cli_upload, wait_for_exit
 
 from dhims2.queue.store import CREATED, READING, STORE_FILE_NAME
 
@@ -56,22 +56,7 @@ def upload_backlog(folder: Path, rows: int) -> BacklogRun:
     peak_file = folder / "peak.txt"
     with SandboxServer(INSTANT) as server:
         started = time.time()
-        process = workspace.start(
-            [
-                sys.executable,
-                "-c",
-                CLI_WITH_PEAK,
-                str(peak_file),
-                "upload",
-                str(sheet),
-                "--server",
-                server.base_url,
-                "--token",
-                server.token,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
+        process = start_cli_upload(workspace, sheet, peak_file, server)
         reading_at_first_job = watch_first_job(process, folder / "data" / STORE_FILE_NAME)
         status = wait_for_exit(process, "dhims2 upload", harness.STUCK_SECONDS)
         ended = time.time()

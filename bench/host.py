@@ -270,28 +270,35 @@ def host_upload_peak(folder: Path, count: int, upload_input: UploadInput) -> int
         return peak
 
 
+def start_cli_upload(
+    workspace: Workspace, sheet: Path, peak_file: Path, server: SandboxServer
+) -> subprocess.Popen:
+    """`dhims2 upload SHEET` against `server`, writing its peak memory to `peak_file` at exit."""
+    return workspace.start(
+        [
+            sys.executable,
+            "-c",
+            CLI_WITH_PEAK,
+            str(peak_file),
+            "upload",
+            str(sheet),
+            "--server",
+            server.base_url,
+            "--token",
+            server.token,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def cli_upload_peak(folder: Path, count: int) -> int:
     """Peak memory of `dhims2 upload` sending a `count`-row CSV file to its end."""
     workspace = Workspace(folder)
     sheet = csv_file(folder, count)
     peak_file = folder / "peak.txt"
     with SandboxServer(INSTANT) as server:
-        process = workspace.start(
-            [
-                sys.executable,
-                "-c",
-                CLI_WITH_PEAK,
-                str(peak_file),
-                "upload",
-                str(sheet),
-                "--server",
-                server.base_url,
-                "--token",
-                server.token,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
+        process = start_cli_upload(workspace, sheet, peak_file, server)
         status = wait_for_exit(process, "dhims2 upload", MESSAGE_TIMEOUT)
     # 0 says every record reached DHIS2 (created or updated), none rejected, failed or pending.
     if status != 0:

@@ -170,17 +170,25 @@ def test_busy_time_is_read_from_dhis2s_notification_times():
 FAST_RETRY = RetryPolicy(attempts=8, base_delay=0.01, max_delay=0.05)
 
 
+def service_for(store: Store, client: Dhis2Client, **options) -> UploadService:
+    follower = JobFollower(client, first_poll=0.02, max_poll=0.2, clock=time.time)
+    return UploadService(store, client, follower=follower, **options)
+
+
+def client_for(sandbox: Sandbox) -> Dhis2Client:
+    return Dhis2Client(
+        sandbox.base_url, Credentials(token=sandbox.create_token()), retry=FAST_RETRY
+    )
+
+
 def upload_with(sandbox: Sandbox, store: Store, count: int, tag: str, settings=None):
     sized: list[dict] = []
     mapper = Mapper(in_patient_form(), RecordDefaults(org_unit=ORG_UNIT_UID))
-    with Dhis2Client(
-        sandbox.base_url, Credentials(token=sandbox.create_token()), retry=FAST_RETRY
-    ) as client:
-        service = UploadService(
+    with client_for(sandbox) as client:
+        service = service_for(
             store,
             client,
             settings=settings,
-            follower=JobFollower(client, first_poll=0.02, max_poll=0.2, clock=time.time),
             listener=lambda message: (
                 sized.append(message) if message["type"] == "jobs.sized" else None
             ),
@@ -233,15 +241,8 @@ def test_a_file_still_being_read_is_sent_in_jobs_sized_for_a_long_backlog(tmp_pa
     mapper = Mapper(in_patient_form(), RecordDefaults(org_unit=ORG_UNIT_UID))
     with Sandbox() as sandbox, Store(tmp_path / "uploads.sqlite3") as store:
         JobCostFile(tmp_path).save(sandbox.base_url, costs)
-        with Dhis2Client(
-            sandbox.base_url, Credentials(token=sandbox.create_token()), retry=FAST_RETRY
-        ) as client:
-            service = UploadService(
-                store,
-                client,
-                follower=JobFollower(client, first_poll=0.02, max_poll=0.2, clock=time.time),
-            )
-            batch = service.queue_and_send(
+        with client_for(sandbox) as client:
+            batch = service_for(store, client).queue_and_send(
                 (mapper.prepare(row) for row in rows),
                 program=PROGRAM_UID,
                 stage=STAGE_UID,
