@@ -271,9 +271,10 @@ def host_upload_peak(folder: Path, count: int, upload_input: UploadInput) -> int
 
 
 def start_cli_upload(
-    workspace: Workspace, sheet: Path, peak_file: Path, server: SandboxServer
+    workspace: Workspace, sheet: Path, peak_file: Path, server: SandboxServer, *options: str
 ) -> subprocess.Popen:
-    """`dhims2 upload SHEET` against `server`, writing its peak memory to `peak_file` at exit."""
+    """`dhims2 upload SHEET [OPTIONS]` against `server`, writing its peak memory to `peak_file`
+    at exit."""
     return workspace.start(
         [
             sys.executable,
@@ -286,6 +287,7 @@ def start_cli_upload(
             server.base_url,
             "--token",
             server.token,
+            *options,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
