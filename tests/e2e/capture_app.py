@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from extension_browser import EXTENSION, ExtensionBrowser
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
+from conftest import (
+    browser_setup,
+    configure_host_in,
+    install_host_in,
+    service_worker,
+    start_chromium,
+)
 from dhims2.forms.metadata import ORG_UNIT_UID, PATIENT_NUMBER_UID, PROGRAM_UID
+from dhims2.sandbox import Sandbox
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 BUILDS = CHECKOUT.parent / "shared" / "capture-app"
@@ -49,6 +60,24 @@ def sign_in(clerk: Clerk, base_url: str, username: str, password: str) -> None:
         clerk.keys(typed)
     clerk.click("#submit")
     clerk.wait_for("#dhis2-app-root")
+
+
+@contextmanager
+def clerk_in_capture(
+    playwright: Playwright, folder: Path, sandbox: Sandbox
+) -> Iterator[tuple[ExtensionBrowser, Page]]:
+    """Chromium with the real extension and host on the browser's session, and a tab signed in
+    to the sandbox's Capture app as its clerk."""
+    setup = browser_setup(folder)
+    install_host_in(setup)
+    configure_host_in(setup, "--server", sandbox.base_url, "--auth", "session")
+    context = start_chromium(playwright, setup, EXTENSION)
+    block_cdn(context)
+    browser = ExtensionBrowser(context, service_worker(context))
+    tab = context.new_page()
+    sign_in(PlaywrightClerk(tab), sandbox.base_url, sandbox.username, sandbox.password)
+    yield browser, tab
+    browser.close()
 
 
 def field(uid: str) -> str:

@@ -23,24 +23,16 @@ from capture_app import (
     Entry,
     PlaywrightClerk,
     as_shown,
-    block_cdn,
     capture_build,
+    clerk_in_capture,
     field,
     in_patient_entries,
-    sign_in,
     values_of,
 )
-from extension_browser import EXTENSION, ExtensionBrowser, screenshot
+from extension_browser import ExtensionBrowser, screenshot
 from playwright.sync_api import Page, Playwright, expect
 from test_extension_upload import metadata_with_option_codes
 
-from conftest import (
-    browser_setup,
-    configure_host_in,
-    install_host_in,
-    service_worker,
-    start_chromium,
-)
 from dhims2.forms.metadata import PATIENT_NUMBER_UID
 from dhims2.sandbox import Sandbox
 
@@ -126,23 +118,20 @@ def capture(
 ) -> Iterator[CaptureSession]:
     version = request.param
     build = capture_build(version)
-    setup = browser_setup(tmp_path_factory.mktemp(f"capture-{version}"))
     date_format = DATE_FORMATS[version]
-    with Sandbox(
-        metadata=capture_metadata(),
-        version=SERVER_VERSIONS[version],
-        capture_app=build,
-        date_format=date_format,
-    ) as sandbox:
-        install_host_in(setup)
-        configure_host_in(setup, "--server", sandbox.base_url, "--auth", "session")
-        context = start_chromium(playwright, setup, EXTENSION)
-        block_cdn(context)
-        browser = ExtensionBrowser(context, service_worker(context))
-        tab = context.new_page()
-        sign_in(PlaywrightClerk(tab), sandbox.base_url, sandbox.username, sandbox.password)
+    with (
+        Sandbox(
+            metadata=capture_metadata(),
+            version=SERVER_VERSIONS[version],
+            capture_app=build,
+            date_format=date_format,
+        ) as sandbox,
+        clerk_in_capture(playwright, tmp_path_factory.mktemp(f"capture-{version}"), sandbox) as (
+            browser,
+            tab,
+        ),
+    ):
         yield CaptureSession(version, date_format, sandbox, browser, tab)
-        browser.close()
 
 
 def upload_from_popup(session: CaptureSession, entries: list[Entry], name: str) -> Page:

@@ -14,22 +14,14 @@ from capture_app import (
     CaptureForm,
     Entry,
     PlaywrightClerk,
-    block_cdn,
     capture_build,
+    clerk_in_capture,
     in_patient_entries,
-    sign_in,
 )
-from extension_browser import ARTIFACTS, EXTENSION, ExtensionBrowser
+from extension_browser import ARTIFACTS, ExtensionBrowser
 from playwright.sync_api import Page, Playwright, expect
 from test_extension_upload import metadata_with_option_codes
 
-from conftest import (
-    browser_setup,
-    configure_host_in,
-    install_host_in,
-    service_worker,
-    start_chromium,
-)
 from dhims2.sandbox import Sandbox
 
 VERSION = "v106.5.0"
@@ -49,22 +41,16 @@ class Session:
 @pytest.fixture(scope="module")
 def capture(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     build = capture_build(VERSION)
-    setup = browser_setup(tmp_path_factory.mktemp("look"))
-    with Sandbox(
-        metadata=metadata_with_option_codes(),
-        version="2.41.9",
-        capture_app=build,
-        date_format=DATE_FORMAT,
-    ) as sandbox:
-        install_host_in(setup)
-        configure_host_in(setup, "--server", sandbox.base_url, "--auth", "session")
-        context = start_chromium(playwright, setup, EXTENSION)
-        block_cdn(context)
-        browser = ExtensionBrowser(context, service_worker(context))
-        tab = context.new_page()
-        sign_in(PlaywrightClerk(tab), sandbox.base_url, sandbox.username, sandbox.password)
+    with (
+        Sandbox(
+            metadata=metadata_with_option_codes(),
+            version="2.41.9",
+            capture_app=build,
+            date_format=DATE_FORMAT,
+        ) as sandbox,
+        clerk_in_capture(playwright, tmp_path_factory.mktemp("look"), sandbox) as (browser, tab),
+    ):
         yield Session(sandbox, browser, tab)
-        browser.close()
 
 
 def filled_form(session: Session, entries: list[Entry]) -> None:
