@@ -198,6 +198,8 @@ def upload_file(
             service = UploadService(
                 store, client, settings=UploadSettings(batch_size=batch_size), listener=progress
             )
+            # Then the batch's progress, "(reading the file)" until its last row is stored.
+            progress.reading(source.name, 0)
             batch_id, interruption = _queue_and_send(
                 service,
                 prepared,
