@@ -212,7 +212,7 @@ class JobRunner:
         staged = self._version.reports_import_stages
         before = STAGES_BEFORE_PROCESSING if staged else (f"({job.username}) Import:Start",)
         for message in before:
-            self._notify(job, message)
+            self._notify(job, message, generation)
         processing = self._knobs.processing_seconds(len(job.events))
         if not self._pause_until(time.monotonic() + processing, generation):
             return
@@ -220,12 +220,18 @@ class JobRunner:
             if staged:
                 # The failing stage reports the exception first, then the process fails
                 # (NotifierJobProgress.failedStage, then failedProcess "Process failed: ...").
-                self._notify(job, FAILURE_REASON, level="ERROR")
+                self._notify(job, FAILURE_REASON, generation, level="ERROR")
                 self._notify(
-                    job, f"Process failed: {FAILURE_REASON}", level="ERROR", completed=True
+                    job,
+                    f"Process failed: {FAILURE_REASON}",
+                    generation,
+                    level="ERROR",
+                    completed=True,
                 )
             else:
-                self._notify(job, f"({job.username}) Import:Error", level="ERROR", completed=True)
+                self._notify(
+                    job, f"({job.username}) Import:Error", generation, level="ERROR", completed=True
+                )
             return
         with self._condition:
             # Holding the lock across the commit keeps a concurrent restart() from landing mid-way.
@@ -233,31 +239,41 @@ class JobRunner:
                 return
             outcome = self._run_import(job.events, job.options, job.username)
         for message in STAGES_AFTER_PROCESSING if staged else ():
-            self._notify(job, message)
+            self._notify(job, message, generation)
         if staged:
             level = "ERROR" if outcome.status == "ERROR" else "INFO"
-            self._finish(job, completion_message(outcome.report), level, outcome.report)
+            self._finish(job, completion_message(outcome.report), level, outcome.report, generation)
         else:
             took = time.monotonic() - began
-            self._finish(
-                job, f"({job.username}) Import:Done took {took:.2f} sec.", "INFO", outcome.report
-            )
+            message = f"({job.username}) Import:Done took {took:.2f} sec."
+            self._finish(job, message, "INFO", outcome.report, generation)
 
-    def _finish(self, job: Job, message: str, level: str, report: dict[str, Any]) -> None:
+    def _finish(
+        self, job: Job, message: str, level: str, report: dict[str, Any], generation: int
+    ) -> None:
         """The completed notification and the report appear together (unless report_delay).
 
         From 2.41.4 the notifier drops a notification when its queue is full, while the report
         is still stored (DefaultNotifier: pushToStore.offer with a timeout): lost_completion_rate.
         """
         with self._condition:
+            if generation != self._generation:
+                return  # a restart took the job's memory: neither report nor notification
             job.report = report
             job.report_visible_at = time.monotonic() + max(0.0, self._knobs.report_delay)
             if not self._dice.chance(self._knobs.lost_completion_rate):
-                self._notify(job, message, level=level, completed=True)
+                self._notify(job, message, generation, level=level, completed=True)
 
     def _notify(
-        self, job: Job, message: str, *, level: str = "INFO", completed: bool = False
+        self,
+        job: Job,
+        message: str,
+        generation: int,
+        *,
+        level: str = "INFO",
+        completed: bool = False,
     ) -> None:
+        """Adds a notification, unless a restart since `generation` took the job's memory."""
         uid = new_uid()
         notification = {
             "uid": uid,
@@ -269,7 +285,8 @@ class JobRunner:
             "id": uid,
         }
         with self._condition:  # re-entrant from _finish: Condition wraps an RLock
-            job.notifications.append(notification)
+            if generation == self._generation:
+                job.notifications.append(notification)
 
     def _forget_oldest_finished(self) -> None:
         while len(self._jobs) > MAX_REMEMBERED_JOBS:
