@@ -166,6 +166,24 @@ def test_no_wait_then_status_follow(sandbox, tmp_path, env):
     assert [batch["batch"] for batch in listing["batches"]] == [report["batch"]]
 
 
+def upload_killed_once(args, env, under_way) -> subprocess.Popen:
+    """`dhims2 ARGS` started and killed (SIGKILL) as soon as `under_way()` holds."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "dhims2.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not under_way():
+        assert process.poll() is None, "the upload ended before it could be killed"
+        assert time.monotonic() < deadline, "the upload never got under way"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return process
+
+
 @pytest.mark.parametrize("kill_at_stored", [0, 40, 100])
 def test_killed_mid_upload_and_restarted_stores_every_record_once(
     sandbox, tmp_path, env, kill_at_stored
@@ -175,23 +193,16 @@ def test_killed_mid_upload_and_restarted_stores_every_record_once(
     total = 150
     path = sheet(tmp_path, total)
     args = ["upload", str(path), *server_args(sandbox), "--batch-size", "10", "--json"]
-    process = subprocess.Popen(
-        [PYTHON, "-m", "dhims2.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     # Killed once the upload is under way (its first job posted) and DHIS2 holds at least
     # `kill_at_stored` of the records, so the kill lands mid-upload, not before or after it.
-    deadline = time.monotonic() + 60
-    while (
-        sandbox.request_count("POST", "/api/tracker") == 0
-        or len(sandbox.stored_events()) < kill_at_stored
-    ):
-        assert process.poll() is None, "the upload ended before it could be killed"
-        assert time.monotonic() < deadline, "the upload never got under way"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
+    process = upload_killed_once(
+        args,
+        env,
+        lambda: (
+            sandbox.request_count("POST", "/api/tracker") > 0
+            and len(sandbox.stored_events()) >= kill_at_stored
+        ),
+    )
     process.wait()
     assert process.returncode == -signal.SIGKILL
     killed_at = len(sandbox.stored_events())
@@ -216,19 +227,7 @@ def test_killed_while_reading_the_file_then_followed_and_uploaded_again(sandbox,
     total = 3000
     path = sheet(tmp_path, total)
     args = ["upload", str(path), *server_args(sandbox), "--batch-size", "10", "--json"]
-    process = subprocess.Popen(
-        [PYTHON, "-m", "dhims2.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while sandbox.request_count("POST", "/api/tracker") == 0:
-        assert process.poll() is None, "the upload ended before it could be killed"
-        assert time.monotonic() < deadline, "the upload never got under way"
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    upload_killed_once(args, env, lambda: sandbox.request_count("POST", "/api/tracker") > 0)
     [killed] = json.loads(dhims2("status", "--json", env=env).stdout)["batches"]
     assert killed["reading"] == "reading" and killed["total"] < total, "killed after reading"
 

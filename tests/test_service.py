@@ -299,6 +299,14 @@ def sandbox_session(sandbox) -> str:
     return answer.cookies["JSESSIONID"]
 
 
+def wait_for_a_job_while_reading(sandbox) -> None:
+    """Holds a source's next rows until DHIS2 has received a job."""
+    deadline = time.monotonic() + 20
+    while sandbox.request_count("POST", "/api/tracker") == 0:
+        assert time.monotonic() < deadline, "no job was sent while the file was read"
+        time.sleep(0.01)
+
+
 def test_the_first_job_leaves_before_the_last_row_is_read(sandbox, store, client):
     """queue_and_send stores the records a chunk at a time while sending (issue 14): a source
     that gives its last rows only once DHIS2 has received a job proves the first one left
@@ -309,10 +317,7 @@ def test_the_first_job_leaves_before_the_last_row_is_read(sandbox, store, client
 
     def slow_source():
         yield from records[:35]
-        deadline = time.monotonic() + 20
-        while sandbox.request_count("POST", "/api/tracker") == 0:
-            assert time.monotonic() < deadline, "no job was sent while the file was read"
-            time.sleep(0.01)
+        wait_for_a_job_while_reading(sandbox)
         summary = store.batch(batch_ids[0])
         seen_while_reading.append((summary.total, summary.finished))
         yield from records[35:]
@@ -357,10 +362,7 @@ def test_a_reading_error_stops_sending_and_cancels_what_was_not_sent(sandbox, st
 
     def broken_source():
         yield from records[:1020]
-        deadline = time.monotonic() + 20
-        while sandbox.request_count("POST", "/api/tracker") == 0:
-            assert time.monotonic() < deadline, "no job was sent while the file was read"
-            time.sleep(0.01)
+        wait_for_a_job_while_reading(sandbox)
         raise InputError("test.csv, line 27: holds binary data, not text")
 
     service = make_service(store, client)
